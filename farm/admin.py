@@ -1,0 +1,110 @@
+"""Django admin for ops: registry editing; lifecycle fields are read-only and the lifecycle
+actions go through the same services as the UI, the API and the CLI."""
+
+from django.contrib import admin, messages
+
+from farm.errors import ServiceError
+from farm.models import AuditEvent, Family, ReservedName, Tag, Wiki
+from provisioning import services
+
+LIFECYCLE_FIELDS = (
+    "id",
+    "family",
+    "state",
+    "read_only",
+    "database_name",
+    "storage_prefix",
+    "cluster",
+    "created_by",
+    "created_at",
+    "activated_at",
+    "archived_at",
+    "purged_at",
+    "purge_after",
+    "current_archive_id",
+    "archive_manifest",
+    "purge_receipt",
+)
+
+
+@admin.register(Family)
+class FamilyAdmin(admin.ModelAdmin):
+    list_display = ("name", "database_pattern", "description")
+    search_fields = ("name",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Existing wikis derived their database names from the pattern: it never changes.
+        return ("database_pattern",) if obj else ()
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ("name", "priority", "description")
+    search_fields = ("name",)
+
+
+@admin.register(ReservedName)
+class ReservedNameAdmin(admin.ModelAdmin):
+    list_display = ("name", "reason")
+    search_fields = ("name",)
+
+
+def _run_service(modeladmin, request, queryset, label, call):
+    for wiki in queryset:
+        try:
+            operation = call(wiki)
+        except ServiceError as exc:
+            modeladmin.message_user(request, f"{wiki.id}: {exc.message}", messages.ERROR)
+        else:
+            modeladmin.message_user(request, f"{wiki.id}: {label} operation {operation.pk} started")
+
+
+@admin.action(description="Archive the selected wikis")
+def archive_wikis(modeladmin, request, queryset):
+    _run_service(
+        modeladmin,
+        request,
+        queryset,
+        "archive",
+        lambda wiki: services.wiki_archive(actor=request.user, wiki_id=wiki.id),
+    )
+
+
+@admin.action(description="Purge the selected archived wikis (cannot be undone)")
+def purge_archived_wikis(modeladmin, request, queryset):
+    _run_service(
+        modeladmin,
+        request,
+        queryset,
+        "purge",
+        lambda wiki: services.wiki_purge(actor=request.user, wiki_id=wiki.id),
+    )
+
+
+@admin.register(Wiki)
+class WikiAdmin(admin.ModelAdmin):
+    list_display = ("id", "sitename", "family", "state", "read_only", "cluster", "created_at")
+    list_filter = ("state", "family", "tags", "legal_hold")
+    search_fields = ("id", "sitename")
+    readonly_fields = LIFECYCLE_FIELDS
+    filter_horizontal = ("tags", "owners")
+    actions = (archive_wikis, purge_archived_wikis)
+
+    def has_add_permission(self, request):
+        return False  # wikis are created through the create operation, never by hand
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "actor_name", "action", "target_type", "target_id")
+    list_filter = ("action", "target_type")
+    search_fields = ("target_id", "actor_name", "action")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

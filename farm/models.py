@@ -1,0 +1,157 @@
+"""The farm registry: families, tags, reserved names, wikis and the audit log.
+
+Lifecycle fields of a Wiki are written only by provisioning's services and engine; nothing
+here has behaviour in save() or signals.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from farm.roles import sees_all_wikis
+
+
+class Family(models.Model):
+    name = models.CharField(max_length=32, unique=True)
+    database_pattern = models.CharField(
+        max_length=64,
+        default="wiki_{id}",
+        help_text="Database name pattern with {id}, e.g. wiki_{id} or {id}wiki.",
+    )
+    description = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "families"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def database_name_for(self, wiki_id: str) -> str:
+        return self.database_pattern.replace("{id}", wiki_id)
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=64, unique=True)
+    priority = models.IntegerField(
+        default=0, help_text="Higher wins when two tags give the same setting."
+    )
+    description = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-priority", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReservedName(models.Model):
+    name = models.CharField(max_length=32, primary_key=True)
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WikiState(models.TextChoices):
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    ARCHIVING = "archiving"
+    ARCHIVED = "archived"
+    UNARCHIVING = "unarchiving"
+    PURGING = "purging"
+    PURGED = "purged"
+
+
+class WikiQuerySet(models.QuerySet):
+    def for_user(self, user) -> WikiQuerySet:
+        """The wikis `user` may see: ops and auditors all, a wiki admin their own."""
+        if not user.is_authenticated:
+            return self.none()
+        if sees_all_wikis(user):
+            return self
+        return self.filter(owners=user)
+
+    def live(self) -> WikiQuerySet:
+        return self.exclude(state=WikiState.PURGED)
+
+
+class Wiki(models.Model):
+    # The id is the primary key: a purged wiki keeps its row as a tombstone, so the
+    # database itself refuses to hand the id out again.
+    id = models.CharField(primary_key=True, max_length=32)
+    family = models.ForeignKey(Family, on_delete=models.PROTECT, related_name="wikis")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="wikis")
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="wikis", blank=True)
+    sitename = models.CharField(max_length=255)
+    language = models.CharField(max_length=35, default="en")
+    state = models.CharField(
+        max_length=16, choices=WikiState.choices, default=WikiState.PROVISIONING, db_index=True
+    )
+    read_only = models.BooleanField(default=False)
+    # Derived once at creation from the family pattern and the id; never changed, unique so
+    # two families can never map two wikis onto one database.
+    database_name = models.CharField(max_length=64, unique=True)
+    storage_prefix = models.CharField(max_length=64)
+    cluster = models.CharField(max_length=64, default="default")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
+    purge_after = models.DateTimeField(null=True, blank=True)
+    legal_hold = models.BooleanField(default=False)
+    current_archive_id = models.CharField(max_length=40, blank=True)
+    archive_manifest = models.JSONField(null=True, blank=True)
+    purge_receipt = models.JSONField(null=True, blank=True)
+
+    objects = WikiQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+class AuditEvent(models.Model):
+    """Append-only: who did what to which thing, with before and after."""
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=32)
+    target_id = models.CharField(max_length=64, db_index=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    operation_id = models.UUIDField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(action=""), name="audit_action_not_empty")
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.target_id}"
+        )
+
+    def save(self, *args, **kwargs):
+        # Integrity, not business logic: an audit log that can be rewritten proves nothing.
+        if self.pk is not None:
+            raise ValueError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("audit events are append-only")

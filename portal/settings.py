@@ -1,0 +1,237 @@
+"""Settings of the portal, read from the environment.
+
+With no variable set you get the embedded default: registry in SQLite, Celery on kombu's
+filesystem transport, and the sqlite / filesystem / local drivers, all under FARM_DATA_DIR
+(default ``var/``). A production integration is switched on by its variables
+(FARM_DB_URL, FARM_S3_BUCKET, OPENSEARCH_URL, CELERY_BROKER_URL, DATABASE_URL) and the
+portal refuses to start when one is half configured.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+DATA_DIR = Path(env.str("FARM_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    if "DJANGO_SECRET_KEY" in env:
+        return env.str("DJANGO_SECRET_KEY")
+    if "DATABASE_URL" in env:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY is required outside the embedded default.")
+    # Embedded default only (SQLite registry): a random key kept in the data dir.
+    from django.core.management.utils import get_random_secret_key
+
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(get_random_secret_key())
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "farm",
+    "provisioning",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# The registry. SQLite in WAL mode with IMMEDIATE transactions lets the web process, the
+# worker and beat write the same file without "database is locked" surprises.
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'registry.sqlite3'}")
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-registry.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+LOGIN_URL = "admin:login"
+
+# --- Celery ----------------------------------------------------------------------------
+# Embedded default: kombu's filesystem transport (polling 0.1 s). It can lose a message on a
+# crash; the operation sweeper re-queues what was lost, so that is harmless.
+_broker_dir = DATA_DIR / "broker"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for sub in ("queue", "processed"):
+        (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+else:
+    # acks_late tasks are redelivered after the visibility timeout: keep it far above the
+    # longest operation so a slow archive is never run twice in parallel.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600)
+    }
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stuck-operations": {
+        "task": "provisioning.tasks.sweep_stuck_operations",
+        "schedule": env.float("FARM_SWEEP_INTERVAL", default=30.0),
+    },
+}
+
+# --- Farm --------------------------------------------------------------------------------
+FARM_WIKI_QUOTA = env.int("FARM_WIKI_QUOTA", default=10)
+FARM_ARCHIVE_RETENTION_DAYS = env.int("FARM_ARCHIVE_RETENTION_DAYS", default=90)
+FARM_UNARCHIVE_TWO_PERSON_RULE = env.bool("FARM_UNARCHIVE_TWO_PERSON_RULE", default=False)
+# A RUNNING operation whose heartbeat is older than this is presumed lost and re-queued;
+# a PENDING one older than FARM_PENDING_REQUEUE_AFTER has probably lost its message.
+FARM_OPERATION_STUCK_AFTER = env.int("FARM_OPERATION_STUCK_AFTER", default=15 * 60)
+FARM_PENDING_REQUEUE_AFTER = env.int("FARM_PENDING_REQUEUE_AFTER", default=60)
+FARM_TRANSIENT_RETRIES = env.int("FARM_TRANSIENT_RETRIES", default=5)
+FARM_SCHEMA_SQL = env.str(
+    "FARM_SCHEMA_SQL", default=str(BASE_DIR / "provisioning" / "schema" / "demo.sql")
+)
+FARM_TABLE_PREFIX = env.str("FARM_TABLE_PREFIX", default="")
+FARM_POST_CREATE_HOOK = env.str("FARM_POST_CREATE_HOOK", default="")
+
+
+def _driver_settings() -> dict[str, dict]:
+    """Pick each resource driver from the variables that switch its production mode on."""
+    drivers = {
+        "database": {
+            "class": "provisioning.drivers.sqlite.SQLiteDatabaseDriver",
+            "options": {
+                "root": DATA_DIR / "databases",
+                "schema_sql": FARM_SCHEMA_SQL,
+                "table_prefix": FARM_TABLE_PREFIX,
+                "post_create_hook": FARM_POST_CREATE_HOOK,
+            },
+        },
+        "storage": {
+            "class": "provisioning.drivers.filesystem.FilesystemStorageDriver",
+            "options": {"root": DATA_DIR / "storage"},
+        },
+        "search": {
+            "class": "provisioning.drivers.local_search.LocalSearchDriver",
+            "options": {"path": DATA_DIR / "search.sqlite3"},
+        },
+    }
+    if "FARM_DB_URL" in env:
+        drivers["database"] = {
+            "class": "provisioning.drivers.mariadb.MariaDBDatabaseDriver",
+            "options": {
+                "url": env.str("FARM_DB_URL"),
+                "clusters": env.json("FARM_DB_CLUSTERS", default={}),
+                "schema_sql": FARM_SCHEMA_SQL,
+                "table_prefix": FARM_TABLE_PREFIX,
+                "post_create_hook": FARM_POST_CREATE_HOOK,
+            },
+        }
+    if "FARM_S3_BUCKET" in env:
+        drivers["storage"] = {
+            "class": "provisioning.drivers.s3.S3StorageDriver",
+            "options": {
+                "bucket": env.str("FARM_S3_BUCKET"),
+                "bucket_per_wiki": env.bool("FARM_S3_BUCKET_PER_WIKI", default=False),
+                "endpoint_url": env.str("FARM_S3_ENDPOINT_URL", default=None),
+                "region": env.str("FARM_S3_REGION", default="us-east-1"),
+                "access_key": env.str("FARM_S3_ACCESS_KEY_ID", default=None),
+                "secret_key": env.str("FARM_S3_SECRET_ACCESS_KEY", default=None),
+                "addressing_style": env.str("FARM_S3_ADDRESSING_STYLE", default="auto"),
+            },
+        }
+        if bool(drivers["storage"]["options"]["access_key"]) != bool(
+            drivers["storage"]["options"]["secret_key"]
+        ):
+            raise ImproperlyConfigured(
+                "FARM_S3_ACCESS_KEY_ID and FARM_S3_SECRET_ACCESS_KEY must be set together."
+            )
+    if "OPENSEARCH_URL" in env:
+        drivers["search"] = {
+            "class": "provisioning.drivers.opensearch.OpenSearchDriver",
+            "options": {
+                "url": env.str("OPENSEARCH_URL"),
+                "index_prefix": env.str("OPENSEARCH_INDEX_PREFIX", default=""),
+            },
+        }
+    return drivers
+
+
+FARM_DRIVERS = _driver_settings()
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

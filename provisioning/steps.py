@@ -1,0 +1,411 @@
+"""The steps of each operation kind, in order (the state machine of provisioning/README.md).
+
+A step is a function of a `StepContext` returning a JSON-serialisable result that the engine
+records before the next step starts. Every step is idempotent: the engine may run it again
+after a crash, a lost message or a retry, and the outcome is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from farm.exports import write_exports
+from farm.models import Wiki, WikiState
+from provisioning import archives
+from provisioning.drivers import database_driver, search_driver, storage_driver
+from provisioning.drivers.base import PermanentError, WikiResources
+from provisioning.models import Operation, OperationKind
+
+
+class ResourceConflict(PermanentError):
+    """A resource with the wiki's derived name exists but this operation did not make it."""
+
+
+@dataclass
+class StepContext:
+    operation: Operation
+    wiki: Wiki
+    step: dict[str, Any]
+    checkpoint: Callable[..., None]
+
+    @property
+    def resources(self) -> WikiResources:
+        return wiki_resources(self.wiki)
+
+    @property
+    def archive_id(self) -> str:
+        return self.operation.params["archive_id"]
+
+    @property
+    def touched_before(self) -> bool:
+        """True when an earlier run of this step already started changing the resource."""
+        return bool(self.step.get("touched"))
+
+
+def wiki_resources(wiki: Wiki) -> WikiResources:
+    return WikiResources(
+        wiki_id=wiki.id,
+        database_name=wiki.database_name,
+        storage_prefix=wiki.storage_prefix,
+        cluster=wiki.cluster,
+        metadata={
+            "wiki_id": wiki.id,
+            "family": wiki.family.name,
+            "sitename": wiki.sitename,
+            "language": wiki.language,
+        },
+    )
+
+
+def _set_wiki(wiki: Wiki, **fields: Any) -> dict[str, Any]:
+    Wiki.objects.filter(pk=wiki.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(wiki, name, value)
+    return {name: str(value) if value is not None else None for name, value in fields.items()}
+
+
+# --- create ------------------------------------------------------------------------------
+
+
+def create_database(ctx: StepContext) -> dict[str, Any]:
+    driver = database_driver()
+    if not ctx.touched_before and driver.inspect(ctx.resources).exists:
+        # Never adopt (and later drop) a database this wiki did not create.
+        raise ResourceConflict(
+            f"database {ctx.wiki.database_name} already exists and was not created by this "
+            "operation; reconcile or rename before retrying"
+        )
+    ctx.checkpoint(touched=True)
+    return driver.create(ctx.resources, resume=True)
+
+
+def run_post_create_hook(ctx: StepContext) -> dict[str, Any]:
+    return database_driver().post_create(ctx.resources)
+
+
+def create_storage(ctx: StepContext) -> dict[str, Any]:
+    ctx.checkpoint(touched=True)
+    return storage_driver().create(ctx.resources)
+
+
+def ensure_search_indices(ctx: StepContext) -> dict[str, Any]:
+    return search_driver().create(ctx.resources)
+
+
+def publish_config(ctx: StepContext) -> dict[str, Any]:
+    return write_exports()
+
+
+def activate(ctx: StepContext) -> dict[str, Any]:
+    return _set_wiki(ctx.wiki, state=WikiState.ACTIVE, read_only=False, activated_at=timezone.now())
+
+
+# --- archive -----------------------------------------------------------------------------
+
+
+def publish_read_only(ctx: StepContext) -> dict[str, Any]:
+    _set_wiki(ctx.wiki, read_only=True)
+    return write_exports()
+
+
+def dump_database(ctx: StepContext) -> dict[str, Any]:
+    database = database_driver()
+    result = archives.write_compressed(
+        storage_driver(),
+        ctx.resources,
+        ctx.archive_id,
+        archives.DATABASE_FILE,
+        lambda stream: database.archive(ctx.resources, stream),
+    )
+    return {**result, "engine": database.engine, "name": ctx.wiki.database_name}
+
+
+def export_search_documents(ctx: StepContext) -> dict[str, Any]:
+    search = search_driver()
+    return archives.write_compressed(
+        storage_driver(),
+        ctx.resources,
+        ctx.archive_id,
+        archives.SEARCH_FILE,
+        lambda stream: search.archive(ctx.resources, stream),
+    )
+
+
+def inventory_storage(ctx: StepContext) -> dict[str, Any]:
+    return storage_driver().archive(ctx.resources)
+
+
+def write_archive_manifest(ctx: StepContext) -> dict[str, Any]:
+    op = ctx.operation
+    manifest = {
+        "format": 1,
+        "wiki_id": ctx.wiki.id,
+        "archive_id": ctx.archive_id,
+        "family": ctx.wiki.family.name,
+        "created_at": op.created_at.isoformat(),
+        "operation_id": str(op.id),
+        "database": op.result_of("dump_database"),
+        "search": op.result_of("export_search_documents"),
+        "storage": op.result_of("inventory_storage"),
+    }
+    storage = storage_driver()
+    manifest_sha256 = archives.write_manifest(storage, ctx.resources, ctx.archive_id, manifest)
+    # Read back what was written before anything live is dropped.
+    if archives.read_manifest(storage, ctx.resources, ctx.archive_id) != manifest:
+        raise PermanentError(f"archive {ctx.archive_id}: manifest.json reads back differently")
+    verified = archives.verify_files(storage, ctx.resources, ctx.archive_id, manifest)
+    return {"manifest_sha256": manifest_sha256, "verified": verified}
+
+
+def drop_database(ctx: StepContext) -> dict[str, Any]:
+    return database_driver().purge(ctx.resources)
+
+
+def delete_search_documents(ctx: StepContext) -> dict[str, Any]:
+    return search_driver().purge(ctx.resources)
+
+
+def mark_archived(ctx: StepContext) -> dict[str, Any]:
+    now = timezone.now()
+    manifest = {
+        "archive_id": ctx.archive_id,
+        "manifest_sha256": ctx.operation.result_of("write_archive_manifest")["manifest_sha256"],
+        "database": ctx.operation.result_of("dump_database"),
+        "search": ctx.operation.result_of("export_search_documents"),
+        "storage": ctx.operation.result_of("inventory_storage"),
+    }
+    result = _set_wiki(
+        ctx.wiki,
+        state=WikiState.ARCHIVED,
+        archived_at=now,
+        purge_after=now + timedelta(days=settings.FARM_ARCHIVE_RETENTION_DAYS),
+        current_archive_id=ctx.archive_id,
+        archive_manifest=manifest,
+    )
+    write_exports()
+    return {key: result[key] for key in ("state", "archived_at", "purge_after")}
+
+
+# --- unarchive ---------------------------------------------------------------------------
+
+
+def verify_archive(ctx: StepContext) -> dict[str, Any]:
+    storage = storage_driver()
+    manifest = archives.read_manifest(storage, ctx.resources, ctx.archive_id)
+    recorded = (ctx.wiki.archive_manifest or {}).get("manifest_sha256")
+    actual = archives.manifest_sha256(manifest)
+    if recorded and actual != recorded:
+        raise PermanentError(
+            f"archive {ctx.archive_id}: manifest.json was changed since it was written "
+            f"(sha256 {actual}, registry has {recorded})"
+        )
+    return {"verified": archives.verify_files(storage, ctx.resources, ctx.archive_id, manifest)}
+
+
+def _manifest(ctx: StepContext) -> dict[str, Any]:
+    return archives.read_manifest(storage_driver(), ctx.resources, ctx.archive_id)
+
+
+def restore_database(ctx: StepContext) -> dict[str, Any]:
+    manifest = _manifest(ctx)
+    database = database_driver()
+    if manifest["database"].get("engine") != database.engine:
+        raise PermanentError(
+            f"archive {ctx.archive_id} holds a {manifest['database'].get('engine')} dump; "
+            f"the database driver is {database.engine}"
+        )
+    result = archives.read_compressed(
+        storage_driver(),
+        ctx.resources,
+        ctx.archive_id,
+        archives.DATABASE_FILE,
+        lambda stream: database.restore(ctx.resources, stream),
+    )
+    expected = manifest["database"]["table_rows"]
+    if result["table_rows"] != expected:
+        raise PermanentError(
+            f"restored row counts {result['table_rows']} differ from the manifest's {expected}"
+        )
+    return result
+
+
+def reindex_search_documents(ctx: StepContext) -> dict[str, Any]:
+    manifest = _manifest(ctx)
+    search = search_driver()
+    search.create(ctx.resources)
+    search.purge(ctx.resources)  # a half-finished earlier run leaves no strays
+    result = archives.read_compressed(
+        storage_driver(),
+        ctx.resources,
+        ctx.archive_id,
+        archives.SEARCH_FILE,
+        lambda stream: search.restore(ctx.resources, stream),
+    )
+    expected = manifest["search"]["documents"]
+    if result["documents"] != expected:
+        raise PermanentError(
+            f"reindexed {result['documents']} documents, the manifest lists {expected}"
+        )
+    return result
+
+
+def reopen_storage(ctx: StepContext) -> dict[str, Any]:
+    return storage_driver().restore(ctx.resources)
+
+
+def publish_read_write(ctx: StepContext) -> dict[str, Any]:
+    _set_wiki(ctx.wiki, state=WikiState.ACTIVE, read_only=False, archived_at=None, purge_after=None)
+    return write_exports()
+
+
+# --- purge -------------------------------------------------------------------------------
+
+
+def purge_database(ctx: StepContext) -> dict[str, Any]:
+    return database_driver().purge(ctx.resources)
+
+
+def purge_storage(ctx: StepContext) -> dict[str, Any]:
+    return storage_driver().purge(ctx.resources)
+
+
+def purge_search_documents(ctx: StepContext) -> dict[str, Any]:
+    return search_driver().purge(ctx.resources)
+
+
+def remove_config(ctx: StepContext) -> dict[str, Any]:
+    return write_exports()
+
+
+def verify_purged(ctx: StepContext) -> dict[str, Any]:
+    remaining = {
+        "database": database_driver().inspect(ctx.resources).as_dict(),
+        "storage": storage_driver().inspect(ctx.resources).as_dict(),
+        "search": search_driver().inspect(ctx.resources).as_dict(),
+    }
+    leftovers = []
+    if remaining["database"]["exists"]:
+        leftovers.append(f"database {ctx.wiki.database_name} still exists")
+    objects = sum(remaining["storage"]["counts"].values())
+    if objects:
+        leftovers.append(f"{objects} storage objects remain")
+    documents = sum(remaining["search"]["counts"].values())
+    if documents:
+        leftovers.append(f"{documents} search documents remain")
+    if leftovers:
+        raise PermanentError("purge verification failed: " + "; ".join(leftovers))
+    return {"database_exists": False, "storage_objects": 0, "search_documents": 0}
+
+
+def tombstone(ctx: StepContext) -> dict[str, Any]:
+    op = ctx.operation
+    receipt = {
+        "wiki_id": ctx.wiki.id,
+        "operation_id": str(op.id),
+        "actor": op.actor.get_username() if op.actor else None,
+        "purged_at": timezone.now().isoformat(),
+        "removed": {
+            "database": op.result_of("purge_database"),
+            "storage": op.result_of("purge_storage"),
+            "search": op.result_of("purge_search_documents"),
+        },
+        "verification": op.result_of("verify_purged"),
+    }
+    with transaction.atomic():
+        _set_wiki(
+            ctx.wiki,
+            state=WikiState.PURGED,
+            purged_at=timezone.now(),
+            read_only=True,
+            purge_after=None,
+            purge_receipt=receipt,
+        )
+    return {"receipt": "stored"}
+
+
+# --- abandon (a failed create, before the wiki held any user data) -----------------------
+
+
+def _create_step_touched(ctx: StepContext, step_name: str) -> bool:
+    return bool(ctx.operation.params.get("touched", {}).get(step_name))
+
+
+def compensate_database(ctx: StepContext) -> dict[str, Any]:
+    if not _create_step_touched(ctx, "create_database"):
+        return {"skipped": "the create operation never made a database"}
+    return database_driver().purge(ctx.resources)
+
+
+def compensate_storage(ctx: StepContext) -> dict[str, Any]:
+    if not _create_step_touched(ctx, "create_storage"):
+        return {"skipped": "the create operation never made a storage namespace"}
+    return storage_driver().purge(ctx.resources)
+
+
+def compensate_search(ctx: StepContext) -> dict[str, Any]:
+    return search_driver().purge(ctx.resources)
+
+
+def free_wiki_id(ctx: StepContext) -> dict[str, Any]:
+    deleted, _ = Wiki.objects.filter(pk=ctx.wiki.pk, state=WikiState.PROVISIONING).delete()
+    write_exports()
+    return {"wiki_deleted": bool(deleted)}
+
+
+StepFunction = Callable[[StepContext], dict[str, Any]]
+
+PLANS: dict[str, list[StepFunction]] = {
+    OperationKind.CREATE: [
+        create_database,
+        run_post_create_hook,
+        create_storage,
+        ensure_search_indices,
+        publish_config,
+        activate,
+    ],
+    OperationKind.ARCHIVE: [
+        publish_read_only,
+        dump_database,
+        export_search_documents,
+        inventory_storage,
+        write_archive_manifest,
+        drop_database,
+        delete_search_documents,
+        mark_archived,
+    ],
+    OperationKind.UNARCHIVE: [
+        verify_archive,
+        restore_database,
+        reindex_search_documents,
+        reopen_storage,
+        publish_read_write,
+    ],
+    OperationKind.PURGE: [
+        purge_database,
+        purge_storage,
+        purge_search_documents,
+        remove_config,
+        verify_purged,
+        tombstone,
+    ],
+    OperationKind.ABANDON: [
+        compensate_database,
+        compensate_storage,
+        compensate_search,
+        free_wiki_id,
+    ],
+}
+STEP_FUNCTIONS: dict[str, dict[str, StepFunction]] = {
+    kind: {step.__name__: step for step in plan} for kind, plan in PLANS.items()
+}
+
+
+def initial_steps(kind: str) -> list[dict[str, Any]]:
+    return [{"name": step.__name__, "status": "pending"} for step in PLANS[kind]]

@@ -1,0 +1,81 @@
+"""Shared fixtures: a private data dir per session, fresh drivers per test, role users."""
+
+import os
+import tempfile
+
+# Before Django reads its settings: the whole session (registry, broker, drivers) lives in
+# a private folder, never in the developer's var/.
+os.environ.setdefault("FARM_DATA_DIR", tempfile.mkdtemp(prefix="farm-test-"))
+
+import pytest  # noqa: E402
+from django.contrib.auth.models import Group  # noqa: E402
+
+from farm.roles import AUDITOR, OPS, WIKI_ADMIN  # noqa: E402
+from provisioning.drivers import reset_drivers  # noqa: E402
+
+
+def embedded_drivers(root) -> dict:
+    """The embedded default's drivers, rooted in `root`."""
+    from django.conf import settings
+
+    database = (
+        dict(settings.FARM_DRIVERS["database"]["options"])
+        if "sqlite" in settings.FARM_DRIVERS["database"]["class"]
+        else {}
+    )
+    return {
+        "database": {
+            "class": "provisioning.drivers.sqlite.SQLiteDatabaseDriver",
+            "options": {
+                "root": root / "databases",
+                "schema_sql": settings.FARM_SCHEMA_SQL,
+                "table_prefix": "",
+                "post_create_hook": database.get("post_create_hook", ""),
+            },
+        },
+        "storage": {
+            "class": "provisioning.drivers.filesystem.FilesystemStorageDriver",
+            "options": {"root": root / "storage"},
+        },
+        "search": {
+            "class": "provisioning.drivers.local_search.LocalSearchDriver",
+            "options": {"path": root / "search.sqlite3"},
+        },
+    }
+
+
+@pytest.fixture
+def farm_drivers(settings, tmp_path):
+    """Embedded drivers in this test's own folder; returns the FARM_DRIVERS in force."""
+    settings.FARM_DRIVERS = embedded_drivers(tmp_path)
+    settings.DATA_DIR = tmp_path
+    reset_drivers()
+    yield settings.FARM_DRIVERS
+    reset_drivers()
+
+
+def make_user(django_user_model, username: str, role: str | None):
+    user = django_user_model.objects.create_user(username=username, password="pw-" + username)
+    if role:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def ops_user(db, django_user_model):
+    return make_user(django_user_model, "opsuser", OPS)
+
+
+@pytest.fixture
+def admin_user_a(db, django_user_model):
+    return make_user(django_user_model, "alice", WIKI_ADMIN)
+
+
+@pytest.fixture
+def admin_user_b(db, django_user_model):
+    return make_user(django_user_model, "bob", WIKI_ADMIN)
+
+
+@pytest.fixture
+def auditor_user(db, django_user_model):
+    return make_user(django_user_model, "audrey", AUDITOR)

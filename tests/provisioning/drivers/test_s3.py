@@ -1,0 +1,418 @@
+"""The S3 storage driver against a real S3 API (Swift's s3api) and, for fast cases, moto.
+
+The Swift tests are the ones that matter: Swift refuses what real S3 refuses (more than
+1,000 keys per multi-delete, a DeleteObjects without Content-MD5) and keeps versions and
+delete markers. moto's server on loopback covers behaviour that does not depend on that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from provisioning.drivers.base import PermanentError, TransientError, WikiResources
+from provisioning.drivers.s3 import MARKER_NAME, S3StorageDriver
+from tests.swift_server import (
+    free_port,
+    swift_s3,  # noqa: F401  (session fixture used by name)
+)
+
+ARCHIVE_ID = "20261122T020000Z-0123abcd"
+MiB = 1024 * 1024
+
+
+def make_wiki(wiki_id: str, **metadata: Any) -> WikiResources:
+    return WikiResources(
+        wiki_id=wiki_id,
+        database_name=f"wiki_{wiki_id}",
+        storage_prefix=f"wikis/{wiki_id}/",
+        metadata=metadata,
+    )
+
+
+def unique_bucket() -> str:
+    return f"farm-test-{uuid.uuid4().hex[:12]}"
+
+
+def raw_client(options: dict[str, str]) -> Any:
+    """A client of the tests' own, to look at the bucket without going through the driver."""
+    return boto3.client(
+        "s3",
+        endpoint_url=options["endpoint_url"],
+        region_name=options["region"],
+        aws_access_key_id=options["access_key"],
+        aws_secret_access_key=options["secret_key"],
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
+def all_versions(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        entries += page.get("Versions", []) + page.get("DeleteMarkers", [])
+    return entries
+
+
+def write_random_archive(driver: S3StorageDriver, wiki: WikiResources, size: int) -> str:
+    """Stream `size` random bytes into an archive file; return their sha256."""
+    digest = hashlib.sha256()
+    with driver.open_archive_writer(wiki, ARCHIVE_ID, "database.sql.gz") as sink:
+        for _ in range(size // MiB):
+            chunk = os.urandom(MiB)
+            digest.update(chunk)
+            sink.write(chunk)
+    return digest.hexdigest()
+
+
+def read_archive_sha256(driver: S3StorageDriver, wiki: WikiResources) -> str:
+    digest = hashlib.sha256()
+    with driver.open_archive_reader(wiki, ARCHIVE_ID, "database.sql.gz") as source:
+        while chunk := source.read(MiB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# Swift -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def swift_options(swift_s3: dict[str, str]) -> dict[str, str]:  # noqa: F811
+    return {
+        "endpoint_url": swift_s3["endpoint_url"],
+        "region": swift_s3["region"],
+        "access_key": swift_s3["access_key"],
+        "secret_key": swift_s3["secret_key"],
+    }
+
+
+@pytest.fixture
+def swift_driver(swift_options: dict[str, str]) -> S3StorageDriver:
+    return S3StorageDriver(bucket=unique_bucket(), addressing_style="path", **swift_options)
+
+
+@pytest.fixture
+def swift_client(swift_options: dict[str, str]) -> Any:
+    return raw_client(swift_options)
+
+
+@pytest.mark.swift
+def test_full_cycle_on_a_versioned_bucket(swift_driver: S3StorageDriver, swift_client: Any):
+    wiki = make_wiki("alpha", title="Alpha wiki")
+    bucket = swift_driver.bucket
+
+    assert swift_driver.create(wiki) == {"bucket": bucket, "marker": "wikis/alpha/.wiki-farm.json"}
+    assert swift_driver.create(wiki)["marker"] == "wikis/alpha/.wiki-farm.json"  # idempotent
+    marker = swift_client.get_object(Bucket=bucket, Key="wikis/alpha/.wiki-farm.json")
+    assert json.loads(marker["Body"].read()) == {"title": "Alpha wiki", "wiki_id": "alpha"}
+
+    swift_driver.put_file(wiki, "images/a/ab/Logo.png", b"png" * 1000)
+    swift_driver.put_file(wiki, "readme.txt", b"hello")
+    written = write_random_archive(swift_driver, wiki, 10 * MiB)  # above the multipart size
+    assert read_archive_sha256(swift_driver, wiki) == written
+
+    marker_size = marker["ContentLength"]
+    inventory = {"objects": 3, "bytes": marker_size + 3000 + 5}
+    assert swift_driver.archive(wiki) == inventory
+    inspection = swift_driver.inspect(wiki)
+    assert inspection.exists
+    assert inspection.bytes == inventory["bytes"]
+    assert inspection.counts == {"objects": 3, "archive_objects": 1}
+    assert inspection.details["archive_bytes"] == 10 * MiB
+
+    swift_client.delete_object(Bucket=bucket, Key="wikis/alpha/.wiki-farm.json")
+    assert not swift_driver.inspect(wiki).exists
+    assert swift_driver.restore(wiki) == inventory  # the marker is written again
+    assert swift_driver.inspect(wiki).exists
+
+    # Several versions and delete markers, which a plain object listing does not show.
+    swift_client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    swift_driver.put_file(wiki, "readme.txt", b"hello again")
+    swift_driver.put_file(wiki, "readme.txt", b"hello for the third time")
+    swift_client.delete_object(Bucket=bucket, Key="wikis/alpha/images/a/ab/Logo.png")
+    swift_client.delete_object(Bucket=bucket, Key="wikis/alpha/readme.txt")
+    versions = all_versions(swift_client, bucket, "wikis/alpha/")
+    assert len(versions) >= 6
+    assert any("Size" not in entry for entry in versions)  # delete markers are there
+
+    receipt = swift_driver.purge(wiki)
+    assert receipt["objects_deleted"] == len(versions)
+    assert receipt["archive_objects_deleted"] == 1
+    assert all_versions(swift_client, bucket, "wikis/alpha/") == []
+    assert all_versions(swift_client, bucket, "archives/alpha/") == []
+    inspection = swift_driver.inspect(wiki)
+    assert not inspection.exists
+    assert inspection.counts == {"objects": 0, "archive_objects": 0}
+    assert swift_driver.purge(wiki) == {"objects_deleted": 0, "archive_objects_deleted": 0}
+
+
+@pytest.mark.swift
+@pytest.mark.slow
+def test_purge_deletes_more_than_one_batch_of_keys(
+    swift_driver: S3StorageDriver, swift_client: Any
+):
+    wiki = make_wiki("many")
+    swift_driver.create(wiki)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda n: swift_driver.put_file(wiki, f"f/{n:04}", b"x"), range(1100)))
+    put_seconds = time.monotonic() - started
+
+    started = time.monotonic()
+    receipt = swift_driver.purge(wiki)
+    purge_seconds = time.monotonic() - started
+
+    assert receipt == {"objects_deleted": 1101, "archive_objects_deleted": 0}
+    assert all_versions(swift_client, swift_driver.bucket, "wikis/many/") == []
+    print(f"1,100 puts {put_seconds:.1f}s, purge of 1,101 objects {purge_seconds:.1f}s")  # noqa: T201
+
+
+@pytest.mark.swift
+def test_purge_of_ab_leaves_abc_intact(swift_driver: S3StorageDriver, swift_client: Any):
+    ab, abc = make_wiki("ab"), make_wiki("abc")
+    for wiki in (ab, abc):
+        swift_driver.create(wiki)
+        swift_driver.put_file(wiki, "page.txt", wiki.wiki_id.encode())
+        with swift_driver.open_archive_writer(wiki, ARCHIVE_ID, "manifest.json") as sink:
+            sink.write(b"{}")
+    abc_before = swift_driver.inspect(abc)
+
+    assert swift_driver.purge(ab) == {"objects_deleted": 2, "archive_objects_deleted": 1}
+
+    assert swift_driver.inspect(abc) == abc_before
+    assert abc_before.counts == {"objects": 2, "archive_objects": 1}
+    remaining = swift_client.list_objects_v2(Bucket=swift_driver.bucket)["Contents"]
+    assert sorted(entry["Key"] for entry in remaining) == [
+        f"archives/abc/{ARCHIVE_ID}/manifest.json",
+        "wikis/abc/.wiki-farm.json",
+        "wikis/abc/page.txt",
+    ]
+
+
+@pytest.mark.swift
+def test_bucket_per_wiki(swift_options: dict[str, str], swift_client: Any):
+    driver = S3StorageDriver(
+        bucket=unique_bucket(), bucket_per_wiki=True, addressing_style="path", **swift_options
+    )
+    wiki = make_wiki("gamma")
+    wiki_bucket = f"{driver.bucket}-gamma"
+
+    assert driver.create(wiki)["bucket"] == wiki_bucket
+    swift_client.head_bucket(Bucket=wiki_bucket)
+    swift_client.put_bucket_versioning(
+        Bucket=wiki_bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    driver.put_file(wiki, "a.txt", b"one")
+    driver.put_file(wiki, "a.txt", b"two")
+    with driver.open_archive_writer(wiki, ARCHIVE_ID, "manifest.json") as sink:
+        sink.write(b"{}")
+    assert driver.inspect(wiki).counts == {"objects": 2, "archive_objects": 1}
+
+    assert driver.purge(wiki) == {
+        "objects_deleted": 3,
+        "archive_objects_deleted": 1,
+        "bucket_deleted": True,
+    }
+    assert wiki_bucket not in [b["Name"] for b in swift_client.list_buckets()["Buckets"]]
+    assert not driver.inspect(wiki).exists
+    assert driver.purge(wiki) == {
+        "objects_deleted": 0,
+        "archive_objects_deleted": 0,
+        "bucket_deleted": False,
+    }
+
+
+@pytest.mark.swift
+def test_bucket_per_wiki_purge_keeps_objects_the_farm_did_not_write(
+    swift_options: dict[str, str], swift_client: Any
+):
+    driver = S3StorageDriver(
+        bucket=unique_bucket(), bucket_per_wiki=True, addressing_style="path", **swift_options
+    )
+    wiki = make_wiki("delta")
+    driver.create(wiki)
+    wiki_bucket = driver.bucket_for(wiki)
+    swift_client.put_object(Bucket=wiki_bucket, Key="someone-else/notes.txt", Body=b"keep")
+
+    with pytest.raises(PermanentError, match="outside the wiki's prefixes"):
+        driver.purge(wiki)
+
+    remaining = swift_client.list_objects_v2(Bucket=wiki_bucket)["Contents"]
+    assert [entry["Key"] for entry in remaining] == ["someone-else/notes.txt"]
+
+
+@pytest.mark.swift
+def test_missing_archive_file_is_permanent(swift_driver: S3StorageDriver):
+    wiki = make_wiki("epsilon")
+    swift_driver.create(wiki)
+    with pytest.raises(PermanentError, match="missing"):
+        with swift_driver.open_archive_reader(wiki, ARCHIVE_ID, "database.sql.gz"):
+            pass
+
+
+@pytest.mark.swift
+@pytest.mark.parametrize(
+    "relative_path",
+    ["../escape.txt", "/etc/passwd", "a//b.txt", "a/./b.txt", "a/../../b", "", "dir/", "a\\b"]
+    + [MARKER_NAME],
+)
+def test_bad_relative_paths_are_refused(swift_driver: S3StorageDriver, relative_path: str):
+    wiki = make_wiki("zeta")
+    swift_driver.create(wiki)
+    with pytest.raises(PermanentError, match="relative path"):
+        swift_driver.put_file(wiki, relative_path, b"nope")
+    assert swift_driver.archive(wiki)["objects"] == 1  # only the marker
+
+
+@pytest.mark.swift
+def test_wrong_secret_key_is_permanent(swift_options: dict[str, str]):
+    driver = S3StorageDriver(
+        bucket=unique_bucket(),
+        addressing_style="path",
+        **{**swift_options, "secret_key": "not-the-secret"},
+    )
+    with pytest.raises(PermanentError, match="SignatureDoesNotMatch|AccessDenied|403"):
+        driver.create(make_wiki("eta"))
+
+
+# moto --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto_options() -> Iterator[dict[str, str]]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield {
+            "endpoint_url": f"http://{host}:{port}",
+            "region": "us-east-1",
+            "access_key": "moto",
+            "secret_key": "moto",
+        }
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_driver(moto_options: dict[str, str]) -> S3StorageDriver:
+    return S3StorageDriver(bucket=unique_bucket(), addressing_style="path", **moto_options)
+
+
+def test_create_put_inspect_purge_on_moto(moto_driver: S3StorageDriver):
+    wiki = make_wiki("theta", owner="ops")
+    assert not moto_driver.inspect(wiki).exists
+    moto_driver.create(wiki)
+    moto_driver.create(wiki)
+    moto_driver.put_file(wiki, "dir/file.txt", b"12345")
+
+    inspection = moto_driver.inspect(wiki)
+    assert inspection.exists
+    assert inspection.counts == {"objects": 2, "archive_objects": 0}
+
+    assert moto_driver.purge(wiki) == {"objects_deleted": 2, "archive_objects_deleted": 0}
+    assert moto_driver.inspect(wiki).counts == {"objects": 0, "archive_objects": 0}
+    assert moto_driver.purge(wiki) == {"objects_deleted": 0, "archive_objects_deleted": 0}
+
+
+def test_writer_that_fails_publishes_nothing(moto_driver: S3StorageDriver):
+    wiki = make_wiki("iota")
+    moto_driver.create(wiki)
+    with pytest.raises(RuntimeError, match="dump broke"):
+        with moto_driver.open_archive_writer(wiki, ARCHIVE_ID, "database.sql.gz") as sink:
+            sink.write(b"partial dump")
+            raise RuntimeError("dump broke")
+    assert moto_driver.inspect(wiki).counts["archive_objects"] == 0
+    with pytest.raises(PermanentError, match="missing"):
+        with moto_driver.open_archive_reader(wiki, ARCHIVE_ID, "database.sql.gz"):
+            pass
+
+
+def test_archive_reader_reads_lines(moto_driver: S3StorageDriver):
+    wiki = make_wiki("kappa")
+    moto_driver.create(wiki)
+    with moto_driver.open_archive_writer(wiki, ARCHIVE_ID, "search.ndjson") as sink:
+        sink.write(b'{"a": 1}\n{"a": 2}\n')
+    with moto_driver.open_archive_reader(wiki, ARCHIVE_ID, "search.ndjson") as source:
+        assert [json.loads(line) for line in source] == [{"a": 1}, {"a": 2}]
+
+
+def test_archive_of_a_wiki_whose_bucket_is_gone_is_permanent(moto_driver: S3StorageDriver):
+    with pytest.raises(PermanentError, match="does not exist"):
+        moto_driver.archive(make_wiki("lambda"))
+
+
+def test_unreachable_endpoint_is_transient():
+    closed_port = free_port()
+    driver = S3StorageDriver(
+        bucket=unique_bucket(),
+        endpoint_url=f"http://127.0.0.1:{closed_port}",
+        access_key="key",
+        secret_key="secret",
+        addressing_style="path",
+    )
+    with pytest.raises(TransientError, match="may succeed later"):
+        driver.create(make_wiki("mu"))
+
+
+def test_slow_down_answer_is_transient(httpserver: Any):
+    slow_down = (
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+        "<Message>Please reduce your request rate.</Message></Error>"
+    )
+    httpserver.expect_request("/farm-throttled/wikis/nu/page.txt").respond_with_data(
+        slow_down, status=503, content_type="application/xml"
+    )
+    driver = S3StorageDriver(
+        bucket="farm-throttled",
+        endpoint_url=httpserver.url_for("/").rstrip("/"),
+        access_key="key",
+        secret_key="secret",
+        addressing_style="path",
+    )
+    with pytest.raises(TransientError, match="SlowDown"):
+        driver.put_file(make_wiki("nu"), "page.txt", b"x")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"bucket": "Bad_Bucket"}, "not a valid S3 bucket name"),
+        ({"bucket": "ab"}, "not a valid S3 bucket name"),
+        ({"bucket": "192.168.1.1"}, "not a valid S3 bucket name"),
+        ({"bucket": "farm", "addressing_style": "sideways"}, "addressing style"),
+        ({"bucket": "farm", "access_key": "key"}, "together"),
+    ],
+)
+def test_bad_configuration_is_refused(options: dict[str, Any], message: str):
+    with pytest.raises(PermanentError, match=message):
+        S3StorageDriver(**options)
+
+
+def test_bucket_per_wiki_name_is_validated():
+    driver = S3StorageDriver(bucket="f" * 62, bucket_per_wiki=True)
+    with pytest.raises(PermanentError, match="not a valid S3 bucket name"):
+        driver.create(make_wiki("xi"))
+
+
+def test_archive_names_are_checked(moto_driver: S3StorageDriver):
+    wiki = make_wiki("omicron")
+    with pytest.raises(PermanentError, match="archive id"):
+        moto_driver.open_archive_writer(wiki, "../../wikis/other", "dump.sql")
+    with pytest.raises(PermanentError, match="archive file"):
+        moto_driver.open_archive_reader(wiki, ARCHIVE_ID, "../escape")
