@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from farm.roles import sees_all_wikis
+from farm.roles import is_ops, sees_all_wikis
 
 
 class Family(models.Model):
@@ -155,3 +155,77 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("audit events are append-only")
+
+
+# --- API tokens and idempotency records ---------------------------------------------------
+
+
+class ApiTokenScope(models.TextChoices):
+    """Ordered: each scope includes the ones before it."""
+
+    READ = "read"
+    WRITE = "write"
+    OPS = "ops"
+
+
+API_TOKEN_SCOPE_ORDER = (ApiTokenScope.READ, ApiTokenScope.WRITE, ApiTokenScope.OPS)
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def for_user(self, user) -> ApiTokenQuerySet:
+        """Ops see every token (to revoke any); everyone else only their own."""
+        if not user.is_authenticated:
+            return self.none()
+        if is_ops(user):
+            return self
+        return self.filter(owner=user)
+
+
+class ApiToken(models.Model):
+    """A script's credential. Only the sha256 of the secret is stored; the secret is shown
+    once, when the token is created."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    # The first characters of the token, kept so a person can tell their tokens apart.
+    prefix = models.CharField(max_length=16, db_index=True)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    scope = models.CharField(max_length=8, choices=ApiTokenScope.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… {self.name} ({self.owner_id})"
+
+    def allows(self, scope: str) -> bool:
+        return API_TOKEN_SCOPE_ORDER.index(self.scope) >= API_TOKEN_SCOPE_ORDER.index(scope)
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST carrying an Idempotency-Key, replayed for repeats."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=128)
+    # sha256 of method, path and the canonical JSON body: what "the same request" means.
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    location = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.key} ({self.status_code})"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from farm.audit import audit
-from farm.errors import InvalidInput, NotAllowed
-from farm.models import Family, ReservedName, Tag
-from farm.roles import is_ops
+from farm.errors import InvalidInput, NotAllowed, NotFound, WrongState
+from farm.exports import write_exports
+from farm.models import Family, ReservedName, Tag, Wiki, WikiState
+from farm.roles import is_ops, may_create_wikis
 from farm.validators import (
     FAMILY_NAME_RE,
     RESERVED_NAME_RE,
@@ -69,3 +71,87 @@ def reserved_name_add(*, actor, name: str, reason: str = ""):
     if created:
         audit(actor=actor, action="reserved_name.add", target=reserved, after={"reason": reason})
     return reserved
+
+
+MAX_OWNERS = 50
+
+
+def _wiki_registry_view(wiki: Wiki) -> dict:
+    return {
+        "sitename": wiki.sitename,
+        "owners": sorted(wiki.owners.values_list("username", flat=True)),
+        "tags": sorted(wiki.tags.values_list("name", flat=True)),
+    }
+
+
+def _check_owners(owners: object) -> list:
+    if not isinstance(owners, list | tuple) or not all(isinstance(o, str) for o in owners):
+        raise InvalidInput("owners must be a list of user names", field="owners", rule="type:array")
+    if not owners or len(owners) > MAX_OWNERS:
+        raise InvalidInput(
+            f"a wiki needs 1 to {MAX_OWNERS} owners", field="owners", rule=f"count:1..{MAX_OWNERS}"
+        )
+    users = list(get_user_model().objects.filter(username__in=owners, is_active=True))
+    found = {user.get_username() for user in users}
+    unknown = sorted(set(owners) - found)
+    if unknown:
+        raise InvalidInput(f"unknown or inactive users {unknown}", field="owners", rule="exists")
+    not_admins = sorted(user.get_username() for user in users if not may_create_wikis(user))
+    if not_admins:
+        raise InvalidInput(
+            f"users {not_admins} are neither wiki admins nor ops and cannot own wikis",
+            field="owners",
+            rule="role:wiki-admin",
+        )
+    return users
+
+
+def _check_tags(tags: object) -> list[Tag]:
+    if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
+        raise InvalidInput("tags must be a list of tag names", field="tags", rule="type:array")
+    tag_objs = list(Tag.objects.filter(name__in=tags))
+    unknown = sorted(set(tags) - {tag.name for tag in tag_objs})
+    if unknown:
+        raise InvalidInput(f"unknown tags {unknown}", field="tags", rule="exists")
+    return tag_objs
+
+
+@transaction.atomic
+def wiki_update(
+    *, actor, wiki_id: object, sitename: object = None, owners: object = None, tags: object = None
+) -> Wiki:
+    """Change a wiki's sitename, owners or tags; a field given as None stays as it is.
+
+    Wiki admins change their own wikis, ops any; a purged wiki is a tombstone and stays as
+    it was purged.
+    """
+    wiki = None
+    if isinstance(wiki_id, str):
+        wiki = Wiki.objects.for_user(actor).filter(pk=wiki_id).first()
+    if wiki is None:
+        raise NotFound(f"wiki {wiki_id!r} not found", field="wiki_id")
+    if not is_ops(actor) and not (
+        may_create_wikis(actor) and wiki.owners.filter(pk=actor.pk).exists()
+    ):
+        raise NotAllowed(f"you may not change wiki {wiki.id}")
+    if wiki.state == WikiState.PURGED:
+        raise WrongState(f"wiki {wiki.id} is purged", current_state=wiki.state)
+    # Every value is checked before anything is written: a bad field changes nothing.
+    new_sitename = None
+    if sitename is not None:
+        new_sitename = check_text(sitename, field="sitename", max_length=255)
+    new_owners = _check_owners(owners) if owners is not None else None
+    new_tags = _check_tags(tags) if tags is not None else None
+    before = _wiki_registry_view(wiki)
+    if new_sitename is not None and new_sitename != wiki.sitename:
+        wiki.sitename = new_sitename
+        wiki.save(update_fields=["sitename"])
+        transaction.on_commit(write_exports)
+    if new_owners is not None:
+        wiki.owners.set(new_owners)
+    if new_tags is not None:
+        wiki.tags.set(new_tags)
+    after = _wiki_registry_view(wiki)
+    if after != before:
+        audit(actor=actor, action="wiki.update", target=wiki, before=before, after=after)
+    return wiki

@@ -4,9 +4,12 @@ Real S3 semantics that moto does not enforce (1,000 keys per multi-delete, Conte
 versioning with delete markers) are only tested against a real server, and Debian's Swift is
 the one these machines can run. Recipe: ../shared/notes/swift-s3api.md.
 
-Use it by importing the fixture into a test module:
+Use it by binding the fixture in a test module (an assignment, so that test arguments
+named `swift_s3` do not read as redefinitions of an unused import):
 
-    from tests.swift_server import swift_s3  # noqa: F401
+    from tests import swift_server
+
+    swift_s3 = swift_server.swift_s3
 
 Everything lives in one temporary folder (configs, rings, the device, logs) and every port
 is picked free at start, so two test runs on one machine do not collide. Each server runs in
@@ -264,9 +267,10 @@ class SwiftCluster:
                 )
 
     def _spawn(self, name: str, command: list[str]) -> None:
+        executable = shutil.which(command[0]) or command[0]
         with open(self.log_dir / f"{name}.log", "ab") as log_file:
             self.processes[name] = subprocess.Popen(
-                command,
+                [executable, *command[1:]],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

@@ -247,8 +247,9 @@ class S3StorageDriver(StorageDriver):
             connect_timeout=5,
             read_timeout=60,
             max_pool_connections=16,
-            # Checksums only where S3 demands them: S3-compatible stores (Swift) reject
-            # botocore's newer default trailing checksums.
+            # Checksums only where S3 demands them: botocore's default sends CRC32 checksums,
+            # as aws-chunked trailers over HTTPS, which not every S3-compatible store accepts
+            # (Swift 2.30 took them over plain HTTP here; HTTPS was not tried).
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
@@ -294,6 +295,8 @@ class S3StorageDriver(StorageDriver):
         return {"bucket": bucket, "marker": marker}
 
     def archive(self, wiki: WikiResources) -> dict[str, Any]:
+        # The marker is counted too: it is an object of the namespace, and restore() counts
+        # the same way, so the two inventories can be compared.
         bucket = self._existing_bucket(wiki)
         objects, size = self._inventory(bucket, self.namespace_prefix(wiki))
         return {"objects": objects, "bytes": size}

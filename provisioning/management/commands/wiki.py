@@ -49,16 +49,10 @@ class Command(BaseCommand):
         actions.add_parser("abandon", help="abandon a wiki's failed create").add_argument("wiki_id")
         actions.add_parser("status", help="show a wiki and its operations").add_argument("wiki_id")
         actions.add_parser("list", help="list wikis")
-        for sub in actions.choices.values():
-            if sub.prog.split()[-1] in {
-                "create",
-                "archive",
-                "approve",
-                "purge",
-                "retry",
-                "abandon",
-            }:
-                sub.add_argument("--wait", action="store_true", help="follow until it ends")
+        for name in ("create", "archive", "approve", "purge", "retry", "abandon"):
+            actions.choices[name].add_argument(
+                "--wait", action="store_true", help="follow the operation until it ends"
+            )
 
     def handle(self, *args, **options) -> None:
         actor = self._actor(options["actor"])

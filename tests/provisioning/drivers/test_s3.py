@@ -23,10 +23,11 @@ from moto.server import ThreadedMotoServer
 
 from provisioning.drivers.base import PermanentError, TransientError, WikiResources
 from provisioning.drivers.s3 import MARKER_NAME, S3StorageDriver
-from tests.swift_server import (
-    free_port,
-    swift_s3,  # noqa: F401  (session fixture used by name)
-)
+from tests import swift_server
+from tests.swift_server import free_port
+
+# Makes the session fixture visible to this module's tests (pytest finds it by name).
+swift_s3 = swift_server.swift_s3
 
 ARCHIVE_ID = "20261122T020000Z-0123abcd"
 MiB = 1024 * 1024
@@ -92,7 +93,7 @@ def read_archive_sha256(driver: S3StorageDriver, wiki: WikiResources) -> str:
 
 
 @pytest.fixture
-def swift_options(swift_s3: dict[str, str]) -> dict[str, str]:  # noqa: F811
+def swift_options(swift_s3: dict[str, str]) -> dict[str, str]:
     return {
         "endpoint_url": swift_s3["endpoint_url"],
         "region": swift_s3["region"],
