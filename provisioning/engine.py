@@ -30,6 +30,10 @@ class LostClaim(Exception):
     """Another worker owns the operation now; this one must stop without writing."""
 
 
+class StepStopped(Exception):
+    """The step failed or was put off for a retry, and that is recorded: stop this run."""
+
+
 def claim(operation_id) -> uuid.UUID | None:
     """Take a pending operation for this worker; None if it is not pending (done or taken)."""
     token = uuid.uuid4()
@@ -60,6 +64,8 @@ def run_operation(operation_id) -> str:
             if step["status"] != StepStatus.DONE:
                 _run_step(operation, token, step)
         _succeed(operation, token)
+    except StepStopped:
+        return operation.state  # failed, or pending until its retry
     except LostClaim:
         logger.warning("operation %s: claim lost to another worker, stopping", operation_id)
         return "lost-claim"
@@ -83,10 +89,10 @@ def _run_step(operation: Operation, token: uuid.UUID, step: dict) -> None:
         result = function(context)
     except TransientError as exc:
         _retry_later(operation, token, step, exc)
-        raise LostClaim from exc  # released: stop here, the retry continues
+        raise StepStopped from exc  # released: stop here, the retry continues
     except Exception as exc:
         _fail(operation, token, step, exc)
-        raise LostClaim from exc
+        raise StepStopped from exc
     step.update(status=StepStatus.DONE, finished_at=timezone.now().isoformat(), result=result or {})
     step.pop("transient_errors", None)
     _save(operation, token)

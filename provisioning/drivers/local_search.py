@@ -25,20 +25,18 @@ from provisioning.drivers.base import (
     iter_ndjson,
 )
 
-# The index leads with wiki_id and goes on in export order, so purge, inspect and the
+# The primary key leads with wiki_id and goes on in export order, so purge, inspect and the
 # ordered export of one wiki all read a single range of it and never sort.
 STORE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS documents ("
     " index_name TEXT NOT NULL, wiki_id TEXT NOT NULL, doc_id TEXT NOT NULL,"
-    " source TEXT NOT NULL, PRIMARY KEY (index_name, doc_id))",
-    "CREATE INDEX IF NOT EXISTS documents_by_wiki ON documents (wiki_id, index_name, doc_id)",
+    " source TEXT NOT NULL, PRIMARY KEY (wiki_id, index_name, doc_id))",
 )
-# A document id is unique per index, as in OpenSearch; the WHERE clause makes sure that an
-# id already held by another wiki is never taken over (the row count then tells).
+# A document id is unique per wiki and index: the OpenSearch driver stores `<wiki>:<id>` as
+# the shared index's _id for the same reason, so two wikis never overwrite each other.
 UPSERT = (
     "INSERT INTO documents (index_name, wiki_id, doc_id, source) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (index_name, doc_id) DO UPDATE SET source = excluded.source "
-    "WHERE documents.wiki_id = excluded.wiki_id"
+    "ON CONFLICT (wiki_id, index_name, doc_id) DO UPDATE SET source = excluded.source"
 )
 BATCH_SIZE = 500
 
@@ -61,10 +59,7 @@ class LocalSearchDriver(SearchDriver):
             # One transaction per batch keeps the store's write lock short for other wikis.
             for batch in _batches(rows, BATCH_SIZE):
                 connection.execute("BEGIN IMMEDIATE")
-                changed = connection.executemany(UPSERT, batch).rowcount
-                if changed != len(batch):
-                    connection.execute("ROLLBACK")
-                    raise PermanentError(_taken_ids_message(connection, wiki, batch))
+                connection.executemany(UPSERT, batch)
                 connection.execute("COMMIT")
                 indexed += len(batch)
         return {"documents": indexed}
@@ -169,17 +164,3 @@ def _batches(rows: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
     iterator = iter(rows)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
-
-
-def _taken_ids_message(
-    connection: sqlite3.Connection, wiki: WikiResources, batch: list[tuple]
-) -> str:
-    taken = []
-    for index_name, _, doc_id, _ in batch:
-        row = connection.execute(
-            "SELECT wiki_id FROM documents WHERE index_name = ? AND doc_id = ?",
-            (index_name, doc_id),
-        ).fetchone()
-        if row and row[0] != wiki.wiki_id:
-            taken.append(f"{index_name}/{doc_id} (wiki {row[0]})")
-    return f"search document ids already held by another wiki: {', '.join(taken[:10])}"
