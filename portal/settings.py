@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_filters",
+    "drf_spectacular",
     "farm",
     "provisioning",
 ]
@@ -111,7 +112,7 @@ LOGIN_URL = "admin:login"
 # Embedded default: kombu's filesystem transport (polling 0.1 s). It can lose a message on a
 # crash; the operation sweeper re-queues what was lost, so that is harmless.
 _broker_dir = DATA_DIR / "broker"
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("queue", "processed"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -221,11 +222,71 @@ def _driver_settings() -> dict[str, dict]:
 
 FARM_DRIVERS = _driver_settings()
 
+# --- OIDC bearer tokens for the API -----------------------------------------------------
+# Switched on by OIDC_OP_USER_ENDPOINT and OIDC_RP_CLIENT_ID together; the API then accepts
+# the provider's access tokens (mozilla-django-oidc asks the userinfo endpoint, cached).
+OIDC_API_ENABLED = "OIDC_OP_USER_ENDPOINT" in env or "OIDC_RP_CLIENT_ID" in env
+if OIDC_API_ENABLED:
+    _missing = [
+        name
+        for name in ("OIDC_OP_USER_ENDPOINT", "OIDC_RP_CLIENT_ID", "OIDC_OP_TOKEN_ENDPOINT")
+        if name not in env
+    ]
+    if _missing:
+        raise ImproperlyConfigured(f"OIDC is half configured: {', '.join(_missing)} missing.")
+    OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT")
+    OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT")
+    OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default=None)
+    OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID")
+    OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+    OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+    OIDC_DRF_AUTH_BACKEND = env.str(
+        "OIDC_DRF_AUTH_BACKEND", default="mozilla_django_oidc.auth.OIDCAuthenticationBackend"
+    )
+
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes a request without credentials a 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "farm.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        *(["farm.api.authentication.CachedOIDCAuthentication"] if OIDC_API_ENABLED else []),
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "farm.api.permissions.TokenScope",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["farm.api.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "farm.api.pagination.Pagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "farm.api.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+# Per-user wiki creations through the API, e.g. "30/hour" ("" switches the limit off).
+FARM_API_CREATE_RATE = env.str("FARM_API_CREATE_RATE", default="30/hour")
+FARM_API_IDEMPOTENCY_TTL_SECONDS = env.int("FARM_API_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
+FARM_API_TOKEN_DEFAULT_DAYS = env.int("FARM_API_TOKEN_DEFAULT_DAYS", default=90)
+FARM_API_TOKEN_MAX_DAYS = env.int("FARM_API_TOKEN_MAX_DAYS", default=366)
+FARM_OIDC_USERINFO_CACHE_SECONDS = env.int("FARM_OIDC_USERINFO_CACHE_SECONDS", default=60)
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Wiki farm portal API",
+    "DESCRIPTION": "Provision, archive, unarchive and purge wikis of the farm; see docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "WikiStateEnum": "farm.models.WikiState",
+        "OperationStateEnum": "provisioning.models.OperationState",
+        "StepStatusEnum": "provisioning.models.StepStatus",
+        "UnarchiveRequestStateEnum": "provisioning.models.UnarchiveRequestState",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "farm.api.schema.add_errors_and_strict_bodies",
+    ],
 }
 
 LOGGING = {

@@ -395,6 +395,8 @@ def operation_retry(*, actor, operation_id: object) -> Operation:
     operation = _visible_operation(actor, operation_id)
     if operation.wiki is not None:
         _require_manager(actor, operation.wiki)
+    elif not is_ops(actor):  # an abandon whose wiki row is gone: auditors see it, only read
+        raise NotAllowed(f"only ops may retry operation {operation.pk}")
     steps = operation.steps
     for step in steps:
         if step["status"] in (StepStatus.FAILED, StepStatus.RETRYING, StepStatus.RUNNING):

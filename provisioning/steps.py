@@ -354,7 +354,10 @@ def compensate_search(ctx: StepContext) -> dict[str, Any]:
 
 
 def free_wiki_id(ctx: StepContext) -> dict[str, Any]:
-    deleted, _ = Wiki.objects.filter(pk=ctx.wiki.pk, state=WikiState.PROVISIONING).delete()
+    # By wiki_ref: once the row is deleted the operation's wiki is NULL, and a run repeated
+    # after a crash must still succeed, or the open abandon blocks the id for good.
+    wiki_id = ctx.operation.wiki_ref
+    deleted, _ = Wiki.objects.filter(pk=wiki_id, state=WikiState.PROVISIONING).delete()
     write_exports()
     return {"wiki_deleted": bool(deleted)}
 

@@ -8,10 +8,10 @@ import hashlib
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from mozilla_django_oidc.contrib.drf import OIDCAuthentication
 from rest_framework import authentication, exceptions
 
-from farm.api.tokens import token_for_secret
-from farm.errors import ServiceError
+from farm.api.tokens import TokenRefused, token_for_secret
 
 TOKEN_KEYWORD = "Token"
 
@@ -32,8 +32,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             token = token_for_secret(raw)
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        except ServiceError as exc:
-            raise exceptions.AuthenticationFailed(exc.message.capitalize() + ".") from None
+        except TokenRefused as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
         return token.owner, token
 
     def authenticate_header(self, request) -> str:
@@ -41,15 +41,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         return TOKEN_KEYWORD
 
 
-def _oidc_base():
-    # Imported lazily: mozilla-django-oidc's backend refuses to load without its settings,
-    # and the class is only used when an OIDC provider is configured.
-    from mozilla_django_oidc.contrib.drf import OIDCAuthentication
-
-    return OIDCAuthentication
-
-
-class CachedOIDCAuthentication(_oidc_base()):
+class CachedOIDCAuthentication(OIDCAuthentication):
     """OIDC bearer tokens, with the provider's userinfo answer cached for a short while:
     a script's burst of calls costs one round trip to the provider, not one per call."""
 

@@ -13,7 +13,6 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 from farm.errors import ServiceError
 
@@ -59,6 +58,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    # Imported here: rest_framework.views loads this package's parsers and permissions
+    # through its settings, which import this module.
+    from rest_framework.views import exception_handler
+
     # DRF's handler adds WWW-Authenticate and Retry-After; only its body is replaced.
     response = exception_handler(exc, context)
     if response is None:

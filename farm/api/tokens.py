@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from farm.audit import audit
-from farm.errors import InvalidInput, NotAllowed, WrongState
+from farm.errors import InvalidInput, NotAllowed
 from farm.models import ApiToken, ApiTokenScope
 from farm.roles import is_ops, may_create_wikis
 from farm.validators import check_text
@@ -111,16 +111,22 @@ def token_revoke(*, actor, token: ApiToken) -> ApiToken:
     return token
 
 
+class TokenRefused(Exception):
+    """The secret names no usable token; the message says why, without revealing more."""
+
+
 def token_for_secret(raw_token: str) -> ApiToken:
-    """The live token behind a secret, or WrongState/NotAllowed saying why it is refused."""
-    token = ApiToken.objects.select_related("owner").filter(secret_hash=hash_secret(raw_token)).first()
+    """The live token behind a secret (its last use recorded), or TokenRefused."""
+    token = (
+        ApiToken.objects.select_related("owner").filter(secret_hash=hash_secret(raw_token)).first()
+    )
     now = timezone.now()
     if token is None or not token.owner.is_active:
-        raise NotAllowed("invalid token")
+        raise TokenRefused("Invalid token.")
     if token.revoked_at is not None:
-        raise WrongState("token revoked", current_state="revoked")
+        raise TokenRefused("Token revoked.")
     if token.expires_at <= now:
-        raise WrongState("token expired", current_state="expired")
+        raise TokenRefused("Token expired.")
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now

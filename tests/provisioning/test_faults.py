@@ -360,3 +360,27 @@ def test_abandon_keeps_a_database_it_did_not_create(farm_drivers, ops_user, tmp_
     assert foreign.read_bytes() == content
     with closing(sqlite3.connect(foreign)) as connection:
         assert connection.execute("SELECT value FROM precious").fetchall() == [("keep me",)]
+
+
+def test_abandon_that_crashed_after_freeing_the_id_can_be_retried(
+    farm_drivers, ops_user, tmp_path, monkeypatch
+):
+    operation = start_operation(OperationKind.CREATE, "alpha", ops_user)
+    inject_fault(monkeypatch, OperationKind.CREATE, "publish_config", after_work=False)
+    run_pending()
+    abandon = services.operation_abandon(actor=ops_user, operation_id=operation.pk)
+    inject_fault(monkeypatch, OperationKind.ABANDON, "free_wiki_id", after_work=True)
+    run_pending()
+    abandon.refresh_from_db()
+    assert abandon.state == OperationState.FAILED
+    assert abandon.wiki is None  # the row went before the engine could record the step
+
+    services.operation_retry(actor=ops_user, operation_id=abandon.pk)
+    run_pending()
+
+    abandon.refresh_from_db()
+    assert abandon.state == OperationState.SUCCEEDED, abandon.error
+    assert_nothing_left(tmp_path, "alpha")
+    services.wiki_create(actor=ops_user, wiki_id="alpha", family="default", sitename="Again")
+    run_pending()
+    assert Wiki.objects.get(pk="alpha").state == WikiState.ACTIVE
