@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import traceback
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -86,7 +90,8 @@ def _run_step(operation: Operation, token: uuid.UUID, step: dict) -> None:
         operation=operation, wiki=operation.wiki, step=step, checkpoint=checkpoint
     )
     try:
-        result = function(context)
+        with _heartbeat(operation.pk, token):
+            result = function(context)
     except TransientError as exc:
         _retry_later(operation, token, step, exc)
         raise StepStopped from exc  # released: stop here, the retry continues
@@ -96,6 +101,31 @@ def _run_step(operation: Operation, token: uuid.UUID, step: dict) -> None:
     step.update(status=StepStatus.DONE, finished_at=timezone.now().isoformat(), result=result or {})
     step.pop("transient_errors", None)
     _save(operation, token)
+
+
+@contextmanager
+def _heartbeat(operation_id, token: uuid.UUID) -> Iterator[None]:
+    """Keep heartbeat_at fresh while a long step (a big dump) runs, so the sweeper does
+    not take over an operation whose worker is alive."""
+    interval = max(1.0, settings.FARM_OPERATION_STUCK_AFTER / 3)
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                Operation.objects.filter(pk=operation_id, claim_token=token).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            db_connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{operation_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _save(operation: Operation, token: uuid.UUID, **fields) -> None:

@@ -1,17 +1,13 @@
-"""Shared fixtures: a private data dir per session, fresh drivers per test, role users."""
+"""Shared fixtures: fresh drivers per test in its own folder, users for each role.
 
-import os
-import tempfile
+The session's private data dir is set by tests/isolation.py, loaded before Django starts.
+"""
 
-# Before Django reads its settings: the whole session (registry, broker, drivers) lives in
-# a private folder, never in the developer's var/.
-os.environ.setdefault("FARM_DATA_DIR", tempfile.mkdtemp(prefix="farm-test-"))
+import pytest
+from django.contrib.auth.models import Group
 
-import pytest  # noqa: E402
-from django.contrib.auth.models import Group  # noqa: E402
-
-from farm.roles import AUDITOR, OPS, WIKI_ADMIN  # noqa: E402
-from provisioning.drivers import reset_drivers  # noqa: E402
+from farm.roles import AUDITOR, OPS, WIKI_ADMIN
+from provisioning.drivers import reset_drivers
 
 
 def embedded_drivers(root) -> dict:

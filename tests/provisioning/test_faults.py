@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from farm.models import Wiki, WikiState
-from provisioning import services
+from farm.models import AuditEvent, Wiki, WikiState
+from provisioning import engine, services
 from provisioning.demo import index_demo_pages
 from provisioning.drivers import database_driver, search_driver, storage_driver
 from provisioning.drivers.base import TransientError, WikiResources
@@ -186,9 +186,9 @@ def scheduled_retries(monkeypatch) -> list[dict]:
 
     calls: list[dict] = []
     monkeypatch.setattr(
-        run_operation_task, "apply_async", lambda args, countdown: calls.append(
-            {"args": args, "countdown": countdown}
-        )
+        run_operation_task,
+        "apply_async",
+        lambda args, countdown: calls.append({"args": args, "countdown": countdown}),
     )
     return calls
 
@@ -203,7 +203,9 @@ def expected_failed_wiki_state(kind: str, step_name: str, after_work: bool) -> s
 
 
 @pytest.mark.parametrize("after_work", [False, True], ids=["before-work", "after-work"])
-@pytest.mark.parametrize(("kind", "step_name"), FAULT_STEPS, ids=[f"{k}-{s}" for k, s in FAULT_STEPS])
+@pytest.mark.parametrize(
+    ("kind", "step_name"), FAULT_STEPS, ids=[f"{k}-{s}" for k, s in FAULT_STEPS]
+)
 def test_fault_then_retry_ends_like_a_clean_run(
     kind, step_name, after_work, farm_drivers, ops_user, tmp_path, monkeypatch
 ):
@@ -241,15 +243,9 @@ def test_fault_is_visible_in_the_audit_log(farm_drivers, ops_user, monkeypatch):
     inject_fault(monkeypatch, OperationKind.CREATE, "create_storage", after_work=False)
     run_pending()
 
-    event = operation_events(operation, "operation.create.failed").get()
+    event = AuditEvent.objects.get(operation_id=operation.pk, action="operation.create.failed")
     assert event.after["step"] == "create_storage"
     assert "injected fault" in event.after["error"]
-
-
-def operation_events(operation: Operation, action: str):
-    from farm.models import AuditEvent
-
-    return AuditEvent.objects.filter(operation_id=operation.pk, action=action)
 
 
 # --- transient errors --------------------------------------------------------------------
@@ -261,8 +257,6 @@ def test_transient_errors_are_retried_without_an_operator(
     settings.FARM_TRANSIENT_RETRIES = 3
     operation = start_operation(OperationKind.CREATE, "alpha", ops_user)
     runs = raise_transient(monkeypatch, OperationKind.CREATE, "create_storage", times=2)
-
-    from provisioning import engine
 
     assert engine.run_operation(operation.pk) == OperationState.PENDING
     operation.refresh_from_db()

@@ -14,8 +14,8 @@ from provisioning.drivers import database_driver, reset_drivers, search_driver, 
 from provisioning.models import OperationState
 from provisioning.steps import wiki_resources
 from tests import swift_server
-from tests.services import port_open, service_unavailable
 from tests.provisioning.helpers import run_pending
+from tests.services import port_open, service_unavailable
 
 swift_s3 = swift_server.swift_s3
 pytestmark = [pytest.mark.django_db, pytest.mark.mariadb, pytest.mark.swift, pytest.mark.slow]
