@@ -229,3 +229,149 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.key} ({self.status_code})"
+
+
+# --- configuration layers (DESIGN section 6) ----------------------------------------------
+
+
+class SettingType(models.TextChoices):
+    """JSON types a setting's value may have (JSON Schema's names)."""
+
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    ARRAY = "array"
+    OBJECT = "object"
+
+
+class MergeStrategy(models.TextChoices):
+    REPLACE = "replace", "the most specific layer wins"
+    MERGE = "merge", "arrays and maps combine down the chain"
+
+
+class EditableBy(models.TextChoices):
+    WIKI_ADMIN = "wiki-admin"
+    OPS = "ops"
+
+
+class SettingDefinition(models.Model):
+    """One entry of the settings catalog: a MediaWiki configuration variable."""
+
+    name = models.CharField(max_length=64, unique=True)
+    type = models.CharField(max_length=8, choices=SettingType.choices)
+    schema = models.JSONField(help_text="JSON Schema (2020-12) every value must satisfy.")
+    # None: no farm-wide default, MediaWiki's own default applies.
+    default = models.JSONField(null=True, blank=True)
+    merge_strategy = models.CharField(
+        max_length=8, choices=MergeStrategy.choices, default=MergeStrategy.REPLACE
+    )
+    editable_by = models.CharField(
+        max_length=16, choices=EditableBy.choices, default=EditableBy.OPS
+    )
+    description = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConfigLayer(models.TextChoices):
+    """From least to most specific; tags are ordered among themselves by priority."""
+
+    DEFAULT = "default"
+    FAMILY = "family"
+    TAG = "tag"
+    WIKI = "wiki"
+
+
+class ConfigValue(models.Model):
+    """The value one config block (a layer and its target) gives to one setting.
+
+    `target` is "" for the farm default, else the family name, tag name or wiki id. A JSON
+    null is never stored: a setting without a value at a layer has no row there.
+    """
+
+    layer = models.CharField(max_length=8, choices=ConfigLayer.choices)
+    target = models.CharField(max_length=64, blank=True)
+    setting = models.ForeignKey(SettingDefinition, on_delete=models.PROTECT, related_name="values")
+    value = models.JSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["layer", "target", "setting__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["layer", "target", "setting"], name="config_value_per_block_setting"
+            ),
+            models.CheckConstraint(
+                condition=Q(layer="default", target="") | (~Q(layer="default") & ~Q(target="")),
+                name="config_value_target_matches_layer",
+            ),
+        ]
+        indexes = [models.Index(fields=["layer", "target"], name="config_value_block")]
+
+    def __str__(self) -> str:
+        return f"{self.layer}:{self.target} {self.setting_id}"
+
+
+class ConfigVersionQuerySet(models.QuerySet):
+    def for_user(self, user) -> ConfigVersionQuerySet:
+        """Ops and auditors see all history; a wiki admin the farm-wide blocks (default,
+        families, tags: they shape every wiki) and the blocks of their own wikis."""
+        if not user.is_authenticated:
+            return self.none()
+        if sees_all_wikis(user):
+            return self
+        own_wikis = Wiki.objects.filter(owners=user).values("pk")
+        return self.exclude(layer=ConfigLayer.WIKI) | self.filter(
+            layer=ConfigLayer.WIKI, target__in=own_wikis
+        )
+
+
+class ConfigVersion(models.Model):
+    """Append-only history: one row per change of one setting in one config block.
+
+    The id is the farm-wide version number, so versions of all blocks are totally ordered
+    and "the block as of version N" is well defined. `before`/`after` are None when the
+    setting had no value at that layer.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150)
+    layer = models.CharField(max_length=8, choices=ConfigLayer.choices)
+    target = models.CharField(max_length=64, blank=True)
+    setting = models.CharField(max_length=64)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    # The version a rollback restored; None for an ordinary write.
+    rollback_to = models.BigIntegerField(null=True, blank=True)
+
+    objects = ConfigVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["layer", "target", "id"], name="config_version_block")]
+
+    def __str__(self) -> str:
+        return f"v{self.pk} {self.layer}:{self.target} {self.setting}"
+
+    def save(self, *args, **kwargs):
+        # Integrity, as for audit events: history that can be rewritten proves nothing.
+        if self.pk is not None:
+            raise ValueError("config versions are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("config versions are append-only")
+
+    @property
+    def version(self) -> int:
+        return self.pk

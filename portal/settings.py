@@ -145,6 +145,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Farm --------------------------------------------------------------------------------
 FARM_WIKI_QUOTA = env.int("FARM_WIKI_QUOTA", default=10)
+# Where MediaWiki serves a wiki ({id} is replaced); goes into farm.json and wgServer.
+FARM_WIKI_URL = env.str("FARM_WIKI_URL", default="http://localhost/{id}/")
 FARM_ARCHIVE_RETENTION_DAYS = env.int("FARM_ARCHIVE_RETENTION_DAYS", default=90)
 FARM_UNARCHIVE_TWO_PERSON_RULE = env.bool("FARM_UNARCHIVE_TWO_PERSON_RULE", default=False)
 # A RUNNING operation whose heartbeat is older than this is presumed lost and re-queued;
@@ -240,7 +242,10 @@ if OIDC_API_ENABLED:
     OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default=None)
     OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID")
     OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
-    OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+    # mozilla-django-oidc's default; RS*/ES* need the provider's keys, checked here at start.
+    OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="HS256")
+    if OIDC_RP_SIGN_ALGO[:2] in ("RS", "ES") and not OIDC_OP_JWKS_ENDPOINT:
+        raise ImproperlyConfigured(f"OIDC_RP_SIGN_ALGO={OIDC_RP_SIGN_ALGO} needs a JWKS endpoint.")
     OIDC_DRF_AUTH_BACKEND = env.str(
         "OIDC_DRF_AUTH_BACKEND", default="mozilla_django_oidc.auth.OIDCAuthenticationBackend"
     )
@@ -262,7 +267,6 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "farm.api.pagination.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "farm.api.exceptions.api_exception_handler",
-    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # Per-user wiki creations through the API, e.g. "30/hour" ("" switches the limit off).
 FARM_API_CREATE_RATE = env.str("FARM_API_CREATE_RATE", default="30/hour")

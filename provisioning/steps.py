@@ -99,12 +99,12 @@ def ensure_search_indices(ctx: StepContext) -> dict[str, Any]:
     return search_driver().create(ctx.resources)
 
 
-def publish_config(ctx: StepContext) -> dict[str, Any]:
-    return write_exports()
-
-
 def activate(ctx: StepContext) -> dict[str, Any]:
-    return _set_wiki(ctx.wiki, state=WikiState.ACTIVE, read_only=False, activated_at=timezone.now())
+    result = _set_wiki(
+        ctx.wiki, state=WikiState.ACTIVE, read_only=False, activated_at=timezone.now()
+    )
+    write_exports()  # MediaWiki serves the wiki from the moment it is active
+    return result
 
 
 # --- archive -----------------------------------------------------------------------------
@@ -370,7 +370,6 @@ PLANS: dict[str, list[StepFunction]] = {
         run_post_create_hook,
         create_storage,
         ensure_search_indices,
-        publish_config,
         activate,
     ],
     OperationKind.ARCHIVE: [

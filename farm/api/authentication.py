@@ -13,7 +13,7 @@ from rest_framework import authentication, exceptions
 
 from farm.api.tokens import TokenRefused, token_for_secret
 
-TOKEN_KEYWORD = "Token"
+TOKEN_KEYWORD = "Token"  # noqa: S105  (the header keyword, not a secret)
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):

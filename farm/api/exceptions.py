@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -54,7 +56,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     """DRF's EXCEPTION_HANDLER: everything the API raises becomes the one error shape."""
     if isinstance(exc, ServiceError):
         return _service_error_response(exc, context)
-    if isinstance(exc, Http404):
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses to read a body over DATA_UPLOAD_MAX_MEMORY_SIZE when DRF asks it.
+        exc = PayloadTooLarge()
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
@@ -97,7 +102,10 @@ def _drf_error_body(exc: exceptions.APIException) -> dict[str, Any]:
 def _validation_error_body(detail: Any) -> dict[str, Any]:
     errors = _flatten(detail)
     field, messages = next(iter(errors.items()), ("", ["invalid input"]))
-    body: dict[str, Any] = {"code": "invalid", "message": f"{field}: {messages[0]}" if field else messages[0]}
+    body: dict[str, Any] = {
+        "code": "invalid",
+        "message": f"{field}: {messages[0]}" if field else messages[0],
+    }
     if field and field != "non_field_errors":
         body["field"] = field
     body["errors"] = errors
@@ -120,3 +128,23 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
                 flat.update(_flatten(value, f"{prefix}.{index}" if prefix else str(index)))
         return flat
     return {prefix or "non_field_errors": [str(detail)]}
+
+
+def _is_api_request(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request, exception=None):
+    """handler404: a URL no route matches is still answered in the API's error shape."""
+    if _is_api_request(request):
+        body = {"code": "not_found", "message": "No API endpoint or object at this URL."}
+        return JsonResponse(body, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: scripts get JSON even when something broke."""
+    if _is_api_request(request):
+        body = {"code": "server_error", "message": "Internal error; it has been logged."}
+        return JsonResponse(body, status=500)
+    return defaults.server_error(request)

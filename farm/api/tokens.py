@@ -17,7 +17,7 @@ from farm.models import ApiToken, ApiTokenScope
 from farm.roles import is_ops, may_create_wikis
 from farm.validators import check_text
 
-TOKEN_MARK = "wft_"
+TOKEN_MARK = "wft_"  # noqa: S105  (marks our tokens in logs and secret scanners)
 PREFIX_HEX_CHARS = 8
 # Writing last_used_at on every request would turn each read into a write; a minute is
 # precise enough to tell a token in use from a forgotten one.
@@ -91,7 +91,12 @@ def token_create(
         actor=actor,
         action="api_token.create",
         target=token,
-        after={"name": name, "scope": scope, "prefix": prefix, "expires_at": token.expires_at.isoformat()},
+        after={
+            "name": name,
+            "scope": scope,
+            "prefix": prefix,
+            "expires_at": token.expires_at.isoformat(),
+        },
     )
     return token, raw
 

@@ -360,7 +360,7 @@ def test_abandon_that_crashed_after_freeing_the_id_can_be_retried(
     farm_drivers, ops_user, tmp_path, monkeypatch
 ):
     operation = start_operation(OperationKind.CREATE, "alpha", ops_user)
-    inject_fault(monkeypatch, OperationKind.CREATE, "publish_config", after_work=False)
+    inject_fault(monkeypatch, OperationKind.CREATE, "activate", after_work=False)
     run_pending()
     abandon = services.operation_abandon(actor=ops_user, operation_id=operation.pk)
     inject_fault(monkeypatch, OperationKind.ABANDON, "free_wiki_id", after_work=True)

@@ -1,0 +1,328 @@
+"""The configuration API (DESIGN sections 6 and 7): effective config with provenance,
+per-setting writes at a layer, history, diff, rollback, the catalog, and the exports with
+ETag and 304. Thin views: the services in farm.config decide who may do what.
+
+Include `config_urlpatterns` under /api/v1/.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.urls import path, re_path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from farm import config, exports
+from farm.api.fields import StrictCharField, StrictIntegerField, StrictSerializer
+from farm.api.permissions import SeesAllWikis, TokenScope, require_token_scope
+from farm.errors import InvalidInput, NotFound
+from farm.models import ApiTokenScope, ConfigLayer, ConfigVersion, SettingDefinition
+
+# --- serializers -------------------------------------------------------------------------
+
+
+class ConfigVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ConfigVersion
+        fields = [
+            "version",
+            "created_at",
+            "actor_name",
+            "layer",
+            "target",
+            "setting",
+            "before",
+            "after",
+            "rollback_to",
+        ]
+
+
+class SettingDefinitionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SettingDefinition
+        fields = [
+            "name",
+            "type",
+            "schema",
+            "default",
+            "merge_strategy",
+            "editable_by",
+            "description",
+        ]
+
+
+class SettingCreateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=64)
+    type = StrictCharField(max_length=8)
+    schema = serializers.JSONField()
+    default = serializers.JSONField(required=False, allow_null=True, default=None)
+    merge_strategy = StrictCharField(required=False, default="replace")
+    editable_by = StrictCharField(required=False, default="ops")
+    description = StrictCharField(required=False, default="", allow_blank=True, max_length=500)
+
+
+class SettingValueSerializer(StrictSerializer):
+    # Null is accepted here so the service answers with its own rule (`not_null`).
+    value = serializers.JSONField(allow_null=True)
+
+
+class RollbackSerializer(StrictSerializer):
+    version = StrictIntegerField(min_value=0)
+
+
+def valid_input(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _require_ops_scope_outside_wikis(request, layer: str) -> None:
+    """Farm-wide blocks are an ops matter: a token needs the ops scope to change them."""
+    if layer != ConfigLayer.WIKI:
+        require_token_scope(request, ApiTokenScope.OPS)
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+class EffectiveConfigView(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, wiki_id: str):
+        return Response(config.wiki_effective_config(actor=request.user, wiki_id=wiki_id))
+
+
+class ConfigBlockView(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, layer: str, target: str = ""):
+        return Response(config.config_block(actor=request.user, layer=layer, target=target))
+
+
+def _change_body(version: ConfigVersion | None, **block) -> dict:
+    return {
+        **block,
+        "changed": version is not None,
+        "version": ConfigVersionSerializer(version).data if version is not None else None,
+    }
+
+
+class ConfigSettingView(APIView):
+    @extend_schema(
+        request=SettingValueSerializer,
+        responses=OpenApiTypes.OBJECT,
+    )
+    def put(self, request, layer: str, setting: str, target: str = ""):
+        _require_ops_scope_outside_wikis(request, layer)
+        value = valid_input(SettingValueSerializer, request)["value"]
+        version = config.config_set(
+            actor=request.user, layer=layer, target=target, setting=setting, value=value
+        )
+        return Response(_change_body(version, layer=layer, target=target, setting=setting))
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def delete(self, request, layer: str, setting: str, target: str = ""):
+        _require_ops_scope_outside_wikis(request, layer)
+        version = config.config_unset(
+            actor=request.user, layer=layer, target=target, setting=setting
+        )
+        return Response(_change_body(version, layer=layer, target=target, setting=setting))
+
+
+def _version_parameter(request, name: str) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or not raw.isdigit():
+        raise InvalidInput(
+            f"query parameter {name!r} must be a version number", field=name, rule="type:integer"
+        )
+    return int(raw)
+
+
+class ConfigDiffView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", int, required=True),
+            OpenApiParameter("to", int, required=True),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request, layer: str, target: str = ""):
+        return Response(
+            config.config_diff(
+                actor=request.user,
+                layer=layer,
+                target=target,
+                from_version=_version_parameter(request, "from"),
+                to_version=_version_parameter(request, "to"),
+            )
+        )
+
+
+class ConfigRollbackView(APIView):
+    @extend_schema(request=RollbackSerializer, responses=OpenApiTypes.OBJECT)
+    def post(self, request, layer: str, target: str = ""):
+        _require_ops_scope_outside_wikis(request, layer)
+        version = valid_input(RollbackSerializer, request)["version"]
+        versions = config.config_rollback(
+            actor=request.user, layer=layer, target=target, version=version
+        )
+        return Response(
+            {
+                "rolled_back_to": version,
+                "versions": ConfigVersionSerializer(versions, many=True).data,
+                "block": config.config_block(actor=request.user, layer=layer, target=target),
+            }
+        )
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("layer", str),
+        OpenApiParameter("target", str),
+        OpenApiParameter("setting", str),
+    ]
+)
+class ConfigHistoryView(generics.ListAPIView):
+    serializer_class = ConfigVersionSerializer
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return config.history_for(
+            self.request.user,
+            layer=params.get("layer"),
+            target=params.get("target"),
+            setting=params.get("setting"),
+        )
+
+
+class CatalogView(generics.ListAPIView):
+    serializer_class = SettingDefinitionSerializer
+    queryset = SettingDefinition.objects.order_by("name")
+
+    @extend_schema(request=SettingCreateSerializer, responses={201: SettingDefinitionSerializer})
+    def post(self, request):
+        require_token_scope(request, ApiTokenScope.OPS)
+        definition = config.setting_create(
+            actor=request.user, **valid_input(SettingCreateSerializer, request)
+        )
+        return Response(SettingDefinitionSerializer(definition).data, status=201)
+
+
+class CatalogDetailView(generics.RetrieveAPIView):
+    serializer_class = SettingDefinitionSerializer
+    queryset = SettingDefinition.objects.all()
+    lookup_field = "name"
+
+
+# --- exports -----------------------------------------------------------------------------
+
+
+def conditional_response(request, body: bytes, content_type: str) -> HttpResponse:
+    """The body with its ETag, or 304 when the caller already has these bytes."""
+    etag = exports.content_etag(body)
+    if exports.etag_matches(request.headers.get("If-None-Match"), etag):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(body, content_type=content_type)
+    response["ETag"] = etag
+    # Pollers revalidate every time: cheap, thanks to 304.
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+class ExportView(APIView):
+    """Exports list every wiki, so only ops and auditors (and their tokens) read them."""
+
+    permission_classes = [IsAuthenticated, TokenScope, SeesAllWikis]
+
+
+class FarmExportView(ExportView):
+    @extend_schema(
+        responses={(200, "application/json"): OpenApiTypes.OBJECT}, operation_id="exports_farm"
+    )
+    def get(self, request):
+        body = exports.json_bytes(exports.farm_export())
+        return conditional_response(request, body, "application/json")
+
+
+class SiteConfigExportView(ExportView):
+    @extend_schema(
+        responses={(200, "application/json"): OpenApiTypes.OBJECT},
+        operation_id="exports_siteconfig",
+    )
+    def get(self, request):
+        body = exports.json_bytes(exports.siteconfig_export())
+        return conditional_response(request, body, "application/json")
+
+
+class DblistIndexView(ExportView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        lists = exports.dblists(exports.farm_export())
+        return Response({name: len(wiki_ids) for name, wiki_ids in lists.items()})
+
+
+class DblistView(ExportView):
+    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR}, operation_id="exports_dblist")
+    def get(self, request, name: str):
+        lists = exports.dblists(exports.farm_export())
+        if name not in lists:
+            raise NotFound(f"dblist {name!r} not found", field="name")
+        return conditional_response(
+            request, exports.dblist_bytes(lists[name]), "text/plain; charset=utf-8"
+        )
+
+
+# --- routes ------------------------------------------------------------------------------
+
+_LAYER = r"(?P<layer>family|tag|wiki)/(?P<target>[a-z][a-z0-9-]{0,63})"
+_SETTING = r"(?P<setting>[A-Za-z0-9_]{1,64})"
+_DEFAULT = {"layer": ConfigLayer.DEFAULT, "target": ""}
+
+config_urlpatterns = [
+    path("config/catalog/", CatalogView.as_view(), name="config-catalog"),
+    path("config/catalog/<str:name>/", CatalogDetailView.as_view(), name="config-setting"),
+    path("config/history/", ConfigHistoryView.as_view(), name="config-history"),
+    path("config/effective/<str:wiki_id>/", EffectiveConfigView.as_view(), name="config-effective"),
+    path("config/blocks/default/", ConfigBlockView.as_view(), _DEFAULT, name="config-default"),
+    re_path(
+        rf"^config/blocks/default/settings/{_SETTING}/$",
+        ConfigSettingView.as_view(),
+        _DEFAULT,
+        name="config-default-setting",
+    ),
+    path(
+        "config/blocks/default/diff/",
+        ConfigDiffView.as_view(),
+        _DEFAULT,
+        name="config-default-diff",
+    ),
+    path(
+        "config/blocks/default/rollback/",
+        ConfigRollbackView.as_view(),
+        _DEFAULT,
+        name="config-default-rollback",
+    ),
+    re_path(rf"^config/blocks/{_LAYER}/$", ConfigBlockView.as_view(), name="config-block"),
+    re_path(
+        rf"^config/blocks/{_LAYER}/settings/{_SETTING}/$",
+        ConfigSettingView.as_view(),
+        name="config-block-setting",
+    ),
+    re_path(rf"^config/blocks/{_LAYER}/diff/$", ConfigDiffView.as_view(), name="config-block-diff"),
+    re_path(
+        rf"^config/blocks/{_LAYER}/rollback/$",
+        ConfigRollbackView.as_view(),
+        name="config-block-rollback",
+    ),
+    path("exports/farm.json", FarmExportView.as_view(), name="export-farm"),
+    path("exports/siteconfig.json", SiteConfigExportView.as_view(), name="export-siteconfig"),
+    path("exports/dblists/", DblistIndexView.as_view(), name="export-dblists"),
+    re_path(
+        r"^exports/dblists/(?P<name>[a-z][a-z0-9-]{0,80})\.dblist$",
+        DblistView.as_view(),
+        name="export-dblist",
+    ),
+]

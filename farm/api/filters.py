@@ -1,0 +1,69 @@
+"""List filters (django-filter); an invalid filter value is a 400, not an empty list."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q
+
+from farm.models import AuditEvent, Wiki, WikiState
+from provisioning.models import (
+    Operation,
+    OperationKind,
+    OperationState,
+    UnarchiveRequest,
+    UnarchiveRequestState,
+)
+
+
+class WikiFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=WikiState.choices)
+    family = django_filters.CharFilter(field_name="family__name")
+    tag = django_filters.CharFilter(field_name="tags__name", distinct=True)
+    owner = django_filters.CharFilter(field_name="owners__username", distinct=True)
+    q = django_filters.CharFilter(method="filter_text", label="Text in the id or sitename")
+
+    class Meta:
+        model = Wiki
+        fields = ["state", "family", "tag", "owner", "q"]
+
+    def filter_text(self, queryset, name, value):
+        return queryset.filter(Q(id__icontains=value) | Q(sitename__icontains=value))
+
+
+class OperationFilter(django_filters.FilterSet):
+    wiki = django_filters.CharFilter(field_name="wiki_ref")
+    kind = django_filters.ChoiceFilter(choices=OperationKind.choices)
+    state = django_filters.ChoiceFilter(choices=OperationState.choices)
+
+    class Meta:
+        model = Operation
+        fields = ["wiki", "kind", "state"]
+
+
+class UnarchiveRequestFilter(django_filters.FilterSet):
+    wiki = django_filters.CharFilter(field_name="wiki_id")
+    state = django_filters.ChoiceFilter(choices=UnarchiveRequestState.choices)
+
+    class Meta:
+        model = UnarchiveRequest
+        fields = ["wiki", "state"]
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    actor = django_filters.CharFilter(field_name="actor_name")
+    action = django_filters.CharFilter()
+    wiki = django_filters.CharFilter(
+        method="filter_wiki", label="The wiki's own events and those of its operations"
+    )
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["actor", "action", "wiki", "since", "until"]
+
+    def filter_wiki(self, queryset, name, value):
+        operations = Operation.objects.filter(wiki_ref=value).values("pk")
+        return queryset.filter(
+            Q(target_type="wiki", target_id=value) | Q(operation_id__in=operations)
+        )
