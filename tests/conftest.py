@@ -40,6 +40,12 @@ def embedded_drivers(root) -> dict:
     }
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    # Users are made per test; PBKDF2's deliberate slowness would dominate the suite.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def farm_drivers(settings, tmp_path):
     """Embedded drivers in this test's own folder; returns the FARM_DRIVERS in force."""

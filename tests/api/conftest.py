@@ -17,12 +17,6 @@ API = "/api/v1"
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # The role users are made per test; PBKDF2's deliberate slowness would dominate.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _fresh_cache():
     # Throttle counters and the OIDC userinfo cache live in the cache: none leaks across tests.
     cache.clear()

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 from farm.models import ConfigVersion, Wiki
 from provisioning import services
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.farm.urls_config")]
+pytestmark = pytest.mark.django_db
 
 API = "/api/v1/config"
 

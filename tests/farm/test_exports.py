@@ -189,7 +189,6 @@ def test_etag_helpers():
     assert not exports.etag_matches('"nope"', etag)
 
 
-@pytest.mark.urls("tests.farm.urls_config")
 def test_export_api_etag_and_304(farm, admin_user_a, auditor_user):
     client = APIClient()
     client.force_authenticate(auditor_user)
