@@ -435,14 +435,21 @@ def _definition(name: object) -> SettingDefinition:
     return definition
 
 
-def _require_editor(actor, block: Block, wiki: Wiki | None, definition: SettingDefinition):
-    """Ops edit every block; a wiki admin only wiki-editable settings of their own wikis."""
+def _require_block_editor(actor, block: Block, wiki: Wiki | None) -> None:
+    """Ops edit every block; a wiki admin only the blocks of their own wikis."""
     if is_ops(actor):
         return
     if block.layer != ConfigLayer.WIKI or wiki is None:
         raise NotAllowed(f"only ops may change the {block.layer} layer")
     if not has_role(actor, WIKI_ADMIN) or not wiki.owners.filter(pk=actor.pk).exists():
         raise NotAllowed(f"you may not change the configuration of wiki {wiki.pk}")
+
+
+def _require_editor(actor, block: Block, wiki: Wiki | None, definition: SettingDefinition):
+    """As `_require_block_editor`, and a wiki admin only for wiki-editable settings."""
+    _require_block_editor(actor, block, wiki)
+    if is_ops(actor):
+        return
     if definition.editable_by != EditableBy.WIKI_ADMIN:
         raise NotAllowed(
             f"{definition.name} is editable by ops only", field=definition.name, rule="ops_only"
@@ -676,6 +683,9 @@ def config_rollback(
     or a value today's schema refuses, and nothing changes.
     """
     block, wiki = check_block(actor, layer, target)
+    # Before anything else: a rollback that would change nothing is still not the
+    # caller's to ask for if the block is not theirs to edit.
+    _require_block_editor(actor, block, wiki)
     number = _version_number(version, field_name="version")
     _check_block_version(block, number, field_name="version")
     _check_writable(block, wiki)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.http import HttpResponse
 from django.urls import path, re_path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from farm import config, exports
 from farm.api.fields import StrictCharField, StrictIntegerField, StrictSerializer
+from farm.api.idempotency import IdempotentPostMixin
 from farm.api.permissions import SeesAllWikis, TokenScope, require_token_scope
 from farm.errors import InvalidInput, NotFound
 from farm.models import ApiTokenScope, ConfigLayer, ConfigVersion, SettingDefinition
@@ -86,17 +87,42 @@ def _require_ops_scope_outside_wikis(request, layer: str) -> None:
         require_token_scope(request, ApiTokenScope.OPS)
 
 
+# --- documented answers --------------------------------------------------------------------
+# The error statuses (400, 401, 403, 404, ...) are added to every operation, in the one error
+# shape, by farm.api.schema.add_errors_and_strict_bodies; these are the successful answers.
+
+EFFECTIVE = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description="The wiki's inheritance chain and every setting's effective value with the "
+    "layer that gave it.",
+)
+BLOCK = OpenApiResponse(
+    OpenApiTypes.OBJECT, description="The block's layer, target, latest version and values."
+)
+CHANGE = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description="The change and its new version; `changed` is false (and `version` null) "
+    "when the block already held that value.",
+)
+DIFF = OpenApiResponse(
+    OpenApiTypes.OBJECT, description="What changed between the two versions: {setting: {from, to}}."
+)
+ROLLED_BACK = OpenApiResponse(
+    OpenApiTypes.OBJECT, description="The versions the rollback wrote and the block as it is now."
+)
+
+
 # --- configuration -----------------------------------------------------------------------
 
 
 class EffectiveConfigView(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses={200: EFFECTIVE})
     def get(self, request, wiki_id: str):
         return Response(config.wiki_effective_config(actor=request.user, wiki_id=wiki_id))
 
 
 class ConfigBlockView(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses={200: BLOCK})
     def get(self, request, layer: str, target: str = ""):
         return Response(config.config_block(actor=request.user, layer=layer, target=target))
 
@@ -110,10 +136,7 @@ def _change_body(version: ConfigVersion | None, **block) -> dict:
 
 
 class ConfigSettingView(APIView):
-    @extend_schema(
-        request=SettingValueSerializer,
-        responses=OpenApiTypes.OBJECT,
-    )
+    @extend_schema(request=SettingValueSerializer, responses={200: CHANGE})
     def put(self, request, layer: str, setting: str, target: str = ""):
         _require_ops_scope_outside_wikis(request, layer)
         value = valid_input(SettingValueSerializer, request)["value"]
@@ -122,7 +145,8 @@ class ConfigSettingView(APIView):
         )
         return Response(_change_body(version, layer=layer, target=target, setting=setting))
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    # 200 with the change, not 204: the caller learns the version the removal made.
+    @extend_schema(responses={200: CHANGE})
     def delete(self, request, layer: str, setting: str, target: str = ""):
         _require_ops_scope_outside_wikis(request, layer)
         version = config.config_unset(
@@ -146,7 +170,7 @@ class ConfigDiffView(APIView):
             OpenApiParameter("from", int, required=True),
             OpenApiParameter("to", int, required=True),
         ],
-        responses=OpenApiTypes.OBJECT,
+        responses={200: DIFF},
     )
     def get(self, request, layer: str, target: str = ""):
         return Response(
@@ -160,8 +184,10 @@ class ConfigDiffView(APIView):
         )
 
 
-class ConfigRollbackView(APIView):
-    @extend_schema(request=RollbackSerializer, responses=OpenApiTypes.OBJECT)
+class ConfigRollbackView(IdempotentPostMixin, APIView):
+    """Bring a block back to its values as of a version; the rollback is new versions."""
+
+    @extend_schema(request=RollbackSerializer, responses={200: ROLLED_BACK})
     def post(self, request, layer: str, target: str = ""):
         _require_ops_scope_outside_wikis(request, layer)
         version = valid_input(RollbackSerializer, request)["version"]
@@ -197,7 +223,9 @@ class ConfigHistoryView(generics.ListAPIView):
         )
 
 
-class CatalogView(generics.ListAPIView):
+class CatalogView(IdempotentPostMixin, generics.ListAPIView):
+    """The settings catalog: everyone reads it, ops add settings."""
+
     serializer_class = SettingDefinitionSerializer
     queryset = SettingDefinition.objects.order_by("name")
 
@@ -238,9 +266,42 @@ class ExportView(APIView):
     permission_classes = [IsAuthenticated, TokenScope, SeesAllWikis]
 
 
+# What a poller sends and gets back; the answers an export can give besides the errors.
+CONDITIONAL_HEADERS = [
+    OpenApiParameter(
+        "If-None-Match",
+        str,
+        OpenApiParameter.HEADER,
+        description="The ETag of the copy you hold: answered with 304 while it is current.",
+    ),
+    OpenApiParameter(
+        "ETag",
+        str,
+        OpenApiParameter.HEADER,
+        response=[200, 304],
+        description="Changes exactly when the export's bytes change.",
+    ),
+]
+NOT_MODIFIED = OpenApiResponse(description="Not modified: your copy is current. No body.")
+
+
+def export_schema(operation_id: str, media_type: str, body, description: str):
+    return extend_schema(
+        operation_id=operation_id,
+        parameters=CONDITIONAL_HEADERS,
+        responses={
+            (200, media_type): OpenApiResponse(body, description=description),
+            304: NOT_MODIFIED,
+        },
+    )
+
+
 class FarmExportView(ExportView):
-    @extend_schema(
-        responses={(200, "application/json"): OpenApiTypes.OBJECT}, operation_id="exports_farm"
+    @export_schema(
+        "exports_farm",
+        "application/json",
+        OpenApiTypes.OBJECT,
+        "Every wiki with its state, database, URL, read-only flag and effective settings.",
     )
     def get(self, request):
         body = exports.json_bytes(exports.farm_export())
@@ -248,9 +309,11 @@ class FarmExportView(ExportView):
 
 
 class SiteConfigExportView(ExportView):
-    @extend_schema(
-        responses={(200, "application/json"): OpenApiTypes.OBJECT},
-        operation_id="exports_siteconfig",
+    @export_schema(
+        "exports_siteconfig",
+        "application/json",
+        OpenApiTypes.OBJECT,
+        "SiteConfiguration-shaped: settings -> {default, family, tag, wiki}.",
     )
     def get(self, request):
         body = exports.json_bytes(exports.siteconfig_export())
@@ -258,14 +321,22 @@ class SiteConfigExportView(ExportView):
 
 
 class DblistIndexView(ExportView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="Each dblist's name and its number of wikis."
+            )
+        }
+    )
     def get(self, request):
         lists = exports.dblists(exports.farm_export())
         return Response({name: len(wiki_ids) for name, wiki_ids in lists.items()})
 
 
 class DblistView(ExportView):
-    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR}, operation_id="exports_dblist")
+    @export_schema(
+        "exports_dblist", "text/plain", OpenApiTypes.STR, "The list's wiki ids, one a line."
+    )
     def get(self, request, name: str):
         lists = exports.dblists(exports.farm_export())
         if name not in lists:
@@ -277,7 +348,8 @@ class DblistView(ExportView):
 
 # --- routes ------------------------------------------------------------------------------
 
-_LAYER = r"(?P<layer>family|tag|wiki)/(?P<target>[a-z][a-z0-9-]{0,63})"
+# The non-capturing group keeps the documented pattern ^(?:family|tag|wiki)$ anchored.
+_LAYER = r"(?P<layer>(?:family|tag|wiki))/(?P<target>[a-z][a-z0-9-]{0,63})"
 _SETTING = r"(?P<setting>[A-Za-z0-9_]{1,64})"
 _DEFAULT = {"layer": ConfigLayer.DEFAULT, "target": ""}
 

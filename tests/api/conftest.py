@@ -3,6 +3,8 @@ the services and the engine (never by writing lifecycle fields directly)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -14,6 +16,36 @@ from provisioning.models import Operation, OperationState
 from tests.provisioning.helpers import run_pending
 
 API = "/api/v1"
+
+# A real value for each path parameter of the schema, one every route using it accepts.
+PATH_EXAMPLES = {
+    "id": "1",
+    "name": "default",
+    "wiki_id": "alpha",
+    "layer": "wiki",
+    "target": "alpha",
+    "setting": "wgRightsText",
+}
+
+
+def example_path(path: str, operation: dict) -> str:
+    """A schema path with each parameter replaced by its example, which must satisfy the
+    pattern the schema documents for it: a path the URLs really answer."""
+    patterns = {
+        parameter["name"]: parameter["schema"].get("pattern")
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "path"
+    }
+
+    def example(match: re.Match) -> str:
+        name = match[1]
+        assert name in PATH_EXAMPLES, f"add an example for the path parameter {name!r}"
+        value = PATH_EXAMPLES[name]
+        pattern = patterns.get(name)
+        assert pattern is None or re.search(pattern, value), f"{value!r} breaks {pattern!r}"
+        return value
+
+    return re.sub(r"\{(\w+)\}", example, path)
 
 
 @pytest.fixture(autouse=True)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from django.urls import resolve
+from drf_spectacular.generators import SchemaGenerator
 
-from farm.models import IdempotencyRecord, Wiki
+from farm import config
+from farm.api.idempotency import IdempotentPostMixin
+from farm.models import ConfigVersion, IdempotencyRecord, SettingDefinition, Wiki
 from provisioning.models import Operation, UnarchiveRequest
-from tests.api.conftest import API, session_client, token_client
+from tests.api.conftest import API, example_path, session_client, token_client
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +120,29 @@ def test_a_replay_does_not_count_against_the_rate_limit(farm_drivers, admin_user
     assert post(client, "/wikis/", body, "k6").status_code == 202
     assert post(client, "/wikis/", body, "k6").status_code == 202
     assert post(client, "/wikis/", {"id": "beta", "sitename": "B"}, "k7").status_code == 429
+
+
+def test_config_writes_by_post_replay_too(db, ops_user):
+    client = session_client(ops_user)
+    config.config_set(actor=ops_user, layer="default", setting="wgRCMaxAge", value=86400)
+    rollback = {"version": 0}
+    first = post(client, "/config/blocks/default/rollback/", rollback, "k8")
+    again = post(client, "/config/blocks/default/rollback/", rollback, "k8")
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert ConfigVersion.objects.count() == 2  # the set and one rollback, not two
+    setting = {"name": "wgExternalLinkTarget", "type": "string", "schema": {"enum": ["_blank"]}}
+    assert post(client, "/config/catalog/", setting, "k9").status_code == 201
+    assert post(client, "/config/catalog/", setting, "k9").status_code == 201
+    assert post(client, "/config/catalog/", {**setting, "type": "integer"}, "k9").status_code == 422
+    assert SettingDefinition.objects.filter(name="wgExternalLinkTarget").count() == 1
+
+
+def test_every_documented_post_honours_the_key():
+    """The schema promises Idempotency-Key on every POST; each view must keep the promise."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    posts = {path: ops["post"] for path, ops in schema["paths"].items() if "post" in ops}
+    assert len(posts) >= 10
+    for path, operation in posts.items():
+        view = resolve(example_path(path, operation)).func
+        assert issubclass(view.cls, IdempotentPostMixin), path

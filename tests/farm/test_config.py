@@ -366,3 +366,10 @@ def test_effective_config_of_one_wiki_takes_few_queries(layered, django_assert_m
     ops = type(ops).objects.get(pk=ops.pk)  # no cached roles
     with django_assert_max_num_queries(6):
         config.wiki_effective_config(actor=ops, wiki_id="alpha")
+
+
+def test_rollback_that_changes_nothing_is_still_refused_to_non_editors(admin_user_a, auditor_user):
+    with pytest.raises(NotAllowed, match="only ops may change the default layer"):
+        config.config_rollback(actor=admin_user_a, layer="default", version=1)
+    with pytest.raises(NotAllowed, match="only ops may change the default layer"):
+        config.config_rollback(actor=auditor_user, layer="default", version=1)
