@@ -7,6 +7,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
+RUN DJANGO_SECRET_KEY=build-only DATABASE_URL=sqlite:////tmp/build.sqlite3 FARM_DATA_DIR=/tmp/build \
+    python manage.py collectstatic --no-input
 RUN useradd --system --home /app portal && mkdir -p /data && chown portal /data
 USER portal
 ENV FARM_DATA_DIR=/data

@@ -2,7 +2,7 @@
 
 `python -m bench.child <operation id>` (the bench's environment variables inherited) prints
 one JSON line: the engine's seconds, and VmHWM (the RSS high-water mark) once Django is up
-and again after the operation. The parent also reads the child's ru_maxrss from wait4().
+and again after the operation.
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ def main(operation_id: str) -> dict:
 
     django.setup()
     from provisioning import engine
+    from provisioning.drivers import database_driver, search_driver, storage_driver
     from provisioning.models import Operation
 
-    # Load what the engine imports lazily, so the baseline is a ready worker's.
+    # Load what the engine loads lazily (drivers, their clients, the registry connection),
+    # so that the baseline is a ready worker's and the rest is the operation's own.
+    database_driver(), storage_driver(), search_driver()
     Operation.objects.filter(pk=operation_id).exists()
     baseline = high_water_mark_kib()
     started = time.perf_counter()

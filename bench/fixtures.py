@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import MySQLdb
@@ -40,8 +41,41 @@ def ops_user(username: str = "bench-ops"):
 # --- a wiki's content, written straight into its MariaDB tables --------------------------
 
 
+# Columns written per table (the rest take MediaWiki's defaults).
+COLUMNS = {
+    "content_models": ("model_id", "model_name"),
+    "slot_roles": ("role_id", "role_name"),
+    "user": (
+        "user_id", "user_name", "user_real_name", "user_password", "user_newpassword",
+        "user_email", "user_touched", "user_registration", "user_editcount",
+    ),
+    "actor": ("actor_id", "actor_user", "actor_name"),
+    "comment": ("comment_id", "comment_hash", "comment_text"),
+    "category": ("cat_id", "cat_title", "cat_pages"),
+    "revision": (
+        "rev_id", "rev_page", "rev_comment_id", "rev_actor", "rev_timestamp",
+        "rev_minor_edit", "rev_deleted", "rev_len", "rev_parent_id", "rev_sha1",
+    ),
+    "text": ("old_id", "old_text", "old_flags"),
+    "content": ("content_id", "content_size", "content_sha1", "content_model", "content_address"),
+    "slots": ("slot_revision_id", "slot_role_id", "slot_content_id", "slot_origin"),
+    "recentchanges": (
+        "rc_id", "rc_timestamp", "rc_actor", "rc_namespace", "rc_title", "rc_comment_id",
+        "rc_cur_id", "rc_this_oldid", "rc_last_oldid", "rc_new", "rc_new_len",
+    ),
+    "page": (
+        "page_id", "page_namespace", "page_title", "page_is_new", "page_random",
+        "page_touched", "page_latest", "page_len", "page_content_model",
+    ),
+    "pagelinks": ("pl_from", "pl_namespace", "pl_title", "pl_from_namespace"),
+    "categorylinks": ("cl_from", "cl_to", "cl_sortkey", "cl_timestamp", "cl_collation"),
+}  # fmt: skip
+
+
 def _timestamp(minutes: int) -> bytes:
-    return f"2025{(minutes // 43200) % 12 + 1:02d}{(minutes // 1440) % 28 + 1:02d}{(minutes // 60) % 24:02d}{minutes % 60:02d}00".encode()
+    """A MediaWiki timestamp (YYYYMMDDHHMMSS) `minutes` into 2025."""
+    moment = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)
+    return moment.strftime("%Y%m%d%H%M%S").encode()
 
 
 def _wikitext(rng: random.Random, page: int, revision: int, size: int) -> bytes:
@@ -50,19 +84,22 @@ def _wikitext(rng: random.Random, page: int, revision: int, size: int) -> bytes:
     return (f"== Page {page}, revision {revision} ==\n" + " ".join(words) + "\n" + links).encode()
 
 
-def _insert(cursor, table: str, columns: list[str], rows: Iterator[tuple]) -> int:
+def batched(rows: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
+    """itertools.batched of Python 3.12, for 3.11."""
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _insert(cursor, table: str, rows: Iterable[tuple]) -> int:
+    """executemany in batches; return the number of rows written."""
+    columns = COLUMNS[table]
     quoted_columns = ",".join(quote_identifier(c) for c in columns)
     placeholders = ",".join(["%s"] * len(columns))
+    # Table and column names come from COLUMNS above and are quoted; values are bound.
     statement = f"INSERT INTO {quote_identifier(table)} ({quoted_columns}) VALUES ({placeholders})"  # noqa: S608
-    batch: list[tuple] = []
     written = 0
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= ROW_BATCH:
-            cursor.executemany(statement, batch)
-            written += len(batch)
-            batch = []
-    if batch:
+    for batch in batched(rows, ROW_BATCH):
         cursor.executemany(statement, batch)
         written += len(batch)
     return written
@@ -81,50 +118,130 @@ def fill_wiki_database(
     categories and recent changes, as MediaWiki 1.39 lays them out; return the row counts."""
     if not DATABASE_NAME_RE.fullmatch(database_name):
         raise ValueError(f"database name {database_name!r} is not a safe identifier")
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - repeatable data, not secrets
     connection = MySQLdb.connect(**db_params, db=database_name, charset="utf8mb4")
     try:
         cursor = connection.cursor()
-        counts = _fill(cursor, rng, pages=pages, revisions=revisions, text_bytes=text_bytes)
+        counts = _fill_people(cursor, pages=pages, revisions=revisions)
+        counts |= _fill_history(
+            cursor, rng, pages=pages, revisions=revisions, text_bytes=text_bytes
+        )
+        counts |= _fill_links(cursor, pages=pages)
         connection.commit()
     finally:
         connection.close()
     return counts
 
 
-def _fill(cursor, rng: random.Random, *, pages: int, revisions: int, text_bytes: int) -> dict:
-    counts = {
-        "content_models": _insert(cursor, "content_models", ["model_id", "model_name"], iter([(1, b"wikitext")])),
-        "slot_roles": _insert(cursor, "slot_roles", ["role_id", "role_name"], iter([(1, b"main")])),
-        "user": _insert(cursor, "user", ["user_id", "user_name", "user_real_name", "user_password", "user_newpassword", "user_email", "user_touched", "user_registration", "user_editcount"], ((i, f"Editor{i}".encode(), b"", b"", b"", "", _timestamp(i), _timestamp(i), revisions // ACTORS) for i in range(1, ACTORS + 1))),
-        "actor": _insert(cursor, "actor", ["actor_id", "actor_user", "actor_name"], ((i, i, f"Editor{i}".encode()) for i in range(1, ACTORS + 1))),
-        "comment": _insert(cursor, "comment", ["comment_id", "comment_hash", "comment_text"], ((i, i * 7919 % 2**31, f"edit summary {i}".encode()) for i in range(1, COMMENTS + 1))),
-        "category": _insert(cursor, "category", ["cat_id", "cat_title", "cat_pages"], ((i, f"Category_{i}".encode(), pages // CATEGORIES) for i in range(1, CATEGORIES + 1))),
-    }  # fmt: skip
+def _fill_people(cursor, *, pages: int, revisions: int) -> dict[str, int]:
+    editors = range(1, ACTORS + 1)
+    return {
+        "content_models": _insert(cursor, "content_models", [(1, b"wikitext")]),
+        "slot_roles": _insert(cursor, "slot_roles", [(1, b"main")]),
+        "user": _insert(
+            cursor,
+            "user",
+            (
+                (
+                    i,
+                    f"Editor{i}".encode(),
+                    b"",
+                    b"",
+                    b"",
+                    "",
+                    _timestamp(i),
+                    _timestamp(i),
+                    revisions // ACTORS,
+                )
+                for i in editors
+            ),
+        ),  # fmt: skip
+        "actor": _insert(cursor, "actor", ((i, i, f"Editor{i}".encode()) for i in editors)),
+        "comment": _insert(
+            cursor,
+            "comment",
+            ((i, i * 7919 % 2**31, f"edit summary {i}".encode()) for i in range(1, COMMENTS + 1)),
+        ),
+        "category": _insert(
+            cursor,
+            "category",
+            ((i, f"Category_{i}".encode(), pages // CATEGORIES) for i in range(1, CATEGORIES + 1)),
+        ),
+    }
+
+
+def _fill_history(
+    cursor, rng: random.Random, *, pages: int, revisions: int, text_bytes: int
+) -> dict[str, int]:
+    """Revisions round-robin over the pages, each with its text, content, slot and change,
+    written in batches so that a large wiki is never held in memory at once."""
     latest: dict[int, tuple[int, int]] = {}
-    revision_rows, text_rows, content_rows, slot_rows, change_rows = [], [], [], [], []
-    for rev_id in range(1, revisions + 1):
-        page_id = (rev_id - 1) % pages + 1
-        text = _wikitext(rng, page_id, rev_id, rng.randint(text_bytes // 2, text_bytes * 3 // 2))
-        sha1 = hashlib.sha1(text, usedforsecurity=False).hexdigest()[:31].encode()
-        parent = latest.get(page_id, (0, 0))[0]
-        actor, comment = rng.randint(1, ACTORS), rng.randint(1, COMMENTS)
-        when = _timestamp(rev_id)
-        revision_rows.append((rev_id, page_id, comment, actor, when, 0, 0, len(text), parent, sha1))
-        text_rows.append((rev_id, text, b"utf-8"))
-        content_rows.append((rev_id, len(text), sha1, 1, f"tt:{rev_id}".encode()))
-        slot_rows.append((rev_id, 1, rev_id, rev_id))
-        change_rows.append((rev_id, when, actor, 0, f"Page_{page_id}".encode(), comment, page_id, rev_id, parent, int(parent == 0), len(text)))  # fmt: skip
-        latest[page_id] = (rev_id, len(text))
-    counts["revision"] = _insert(cursor, "revision", ["rev_id", "rev_page", "rev_comment_id", "rev_actor", "rev_timestamp", "rev_minor_edit", "rev_deleted", "rev_len", "rev_parent_id", "rev_sha1"], iter(revision_rows))  # fmt: skip
-    counts["text"] = _insert(cursor, "text", ["old_id", "old_text", "old_flags"], iter(text_rows))
-    counts["content"] = _insert(cursor, "content", ["content_id", "content_size", "content_sha1", "content_model", "content_address"], iter(content_rows))  # fmt: skip
-    counts["slots"] = _insert(cursor, "slots", ["slot_revision_id", "slot_role_id", "slot_content_id", "slot_origin"], iter(slot_rows))  # fmt: skip
-    counts["recentchanges"] = _insert(cursor, "recentchanges", ["rc_id", "rc_timestamp", "rc_actor", "rc_namespace", "rc_title", "rc_comment_id", "rc_cur_id", "rc_this_oldid", "rc_last_oldid", "rc_new", "rc_new_len"], iter(change_rows))  # fmt: skip
-    counts["page"] = _insert(cursor, "page", ["page_id", "page_namespace", "page_title", "page_is_new", "page_random", "page_touched", "page_latest", "page_len", "page_content_model"], ((p, 0, f"Page_{p}".encode(), 0, rng.random(), _timestamp(p), rev, length, b"wikitext") for p, (rev, length) in sorted(latest.items())))  # fmt: skip
-    counts["pagelinks"] = _insert(cursor, "pagelinks", ["pl_from", "pl_namespace", "pl_title", "pl_from_namespace"], ((p, 0, f"Page_{(p + k * 37) % pages + 1}".encode(), 0) for p in range(1, pages + 1) for k in range(1, LINKS_PER_PAGE + 1)))  # fmt: skip
-    counts["categorylinks"] = _insert(cursor, "categorylinks", ["cl_from", "cl_to", "cl_sortkey", "cl_timestamp", "cl_collation"], ((p, f"Category_{p % CATEGORIES + 1}".encode(), f"PAGE {p}".encode(), "2025-01-01 00:00:00", b"uppercase") for p in range(1, pages + 1)))  # fmt: skip
+    counts = dict.fromkeys(("revision", "text", "content", "slots", "recentchanges"), 0)
+    for first in range(1, revisions + 1, ROW_BATCH):
+        rows: dict[str, list[tuple]] = {table: [] for table in counts}
+        for rev_id in range(first, min(revisions, first + ROW_BATCH - 1) + 1):
+            page_id = (rev_id - 1) % pages + 1
+            size = rng.randint(text_bytes // 2, text_bytes * 3 // 2)
+            text = _wikitext(rng, page_id, rev_id, size)
+            sha1 = hashlib.sha1(text, usedforsecurity=False).hexdigest()[:31].encode()
+            parent = latest.get(page_id, (0, 0))[0]
+            actor, comment, when = (
+                rng.randint(1, ACTORS),
+                rng.randint(1, COMMENTS),
+                _timestamp(rev_id),
+            )
+            rows["revision"].append(
+                (rev_id, page_id, comment, actor, when, 0, 0, len(text), parent, sha1)
+            )
+            rows["text"].append((rev_id, text, b"utf-8"))
+            rows["content"].append((rev_id, len(text), sha1, 1, f"tt:{rev_id}".encode()))
+            rows["slots"].append((rev_id, 1, rev_id, rev_id))
+            rows["recentchanges"].append(
+                (rev_id, when, actor, 0, f"Page_{page_id}".encode(), comment, page_id, rev_id,
+                 parent, int(parent == 0), len(text))
+            )  # fmt: skip
+            latest[page_id] = (rev_id, len(text))
+        for table, table_rows in rows.items():
+            counts[table] += _insert(cursor, table, table_rows)
+    counts["page"] = _insert(
+        cursor,
+        "page",
+        (
+            (page_id, 0, f"Page_{page_id}".encode(), 0, rng.random(), _timestamp(page_id), rev,
+             length, b"wikitext")
+            for page_id, (rev, length) in sorted(latest.items())
+        ),
+    )  # fmt: skip
     return counts
+
+
+def _fill_links(cursor, *, pages: int) -> dict[str, int]:
+    page_ids = range(1, pages + 1)
+    return {
+        "pagelinks": _insert(
+            cursor,
+            "pagelinks",
+            (
+                (page, 0, f"Page_{(page + k * 37) % pages + 1}".encode(), 0)
+                for page in page_ids
+                for k in range(1, LINKS_PER_PAGE + 1)
+            ),
+        ),
+        "categorylinks": _insert(
+            cursor,
+            "categorylinks",
+            (
+                (
+                    page,
+                    f"Category_{page % CATEGORIES + 1}".encode(),
+                    f"PAGE {page}".encode(),
+                    "2025-01-01 00:00:00",
+                    b"uppercase",
+                )
+                for page in page_ids
+            ),
+        ),  # fmt: skip
+    }
 
 
 # --- a registry of many wikis ------------------------------------------------------------
@@ -147,7 +264,7 @@ def bulk_registry(*, run_token: str, wikis: int) -> dict[str, Any]:
     from farm.models import ConfigLayer, ConfigValue, Family, SettingDefinition, Tag, Wiki
     from farm.roles import WIKI_ADMIN
 
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 - repeatable data, not secrets
     now = timezone.now()
     with transaction.atomic():
         families = [Family.objects.get_or_create(name=name)[0] for name in REGISTRY_FAMILIES]

@@ -5,7 +5,29 @@ from django.contrib import admin, messages
 
 from farm.errors import ServiceError
 from farm.models import AuditEvent, Family, ReservedName, Tag, Wiki
+from farm.roles import is_ops
 from provisioning import services
+
+
+class OpsAdmin(admin.ModelAdmin):
+    """The admin is the ops role's: members of the `ops` group (from OIDC or local) may use
+    it without per-model Django permissions; everyone else sees nothing in it."""
+
+    def has_module_permission(self, request):
+        return is_ops(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return is_ops(request.user)
+
+    def has_change_permission(self, request, obj=None):
+        return is_ops(request.user)
+
+    def has_add_permission(self, request):
+        return is_ops(request.user)
+
+    def has_delete_permission(self, request, obj=None):
+        return is_ops(request.user)
+
 
 LIFECYCLE_FIELDS = (
     "id",
@@ -28,7 +50,7 @@ LIFECYCLE_FIELDS = (
 
 
 @admin.register(Family)
-class FamilyAdmin(admin.ModelAdmin):
+class FamilyAdmin(OpsAdmin):
     list_display = ("name", "database_pattern", "description")
     search_fields = ("name",)
 
@@ -38,13 +60,13 @@ class FamilyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(OpsAdmin):
     list_display = ("name", "priority", "description")
     search_fields = ("name",)
 
 
 @admin.register(ReservedName)
-class ReservedNameAdmin(admin.ModelAdmin):
+class ReservedNameAdmin(OpsAdmin):
     list_display = ("name", "reason")
     search_fields = ("name",)
 
@@ -82,7 +104,7 @@ def purge_archived_wikis(modeladmin, request, queryset):
 
 
 @admin.register(Wiki)
-class WikiAdmin(admin.ModelAdmin):
+class WikiAdmin(OpsAdmin):
     list_display = ("id", "sitename", "family", "state", "read_only", "cluster", "created_at")
     list_filter = ("state", "family", "tags", "legal_hold")
     search_fields = ("id", "sitename")
@@ -93,9 +115,12 @@ class WikiAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # wikis are created through the create operation, never by hand
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # wikis are purged through the purge operation, never deleted by hand
+
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(OpsAdmin):
     list_display = ("created_at", "actor_name", "action", "target_type", "target_id")
     list_filter = ("action", "target_type")
     search_fields = ("target_id", "actor_name", "action")

@@ -194,10 +194,11 @@ def siteconfig_export() -> dict[str, Any]:
             default = merge_values(default, farm_default[name]) if merges else farm_default[name]
         if default is not None:
             site_settings.setdefault(name, {})["default"] = default
+    served = {wiki_id for wiki_id, *_ in rows}
     for block, values in sorted(blocks.items(), key=lambda item: (item[0].layer, item[0].target)):
         if block.layer == ConfigLayer.DEFAULT:
             continue
-        if block.layer == ConfigLayer.WIKI and block.target not in {r[0] for r in rows}:
+        if block.layer == ConfigLayer.WIKI and block.target not in served:
             continue
         for name, value in values.items():
             key = ("+" if catalog.merges(name) else "") + _site_key(block)

@@ -49,12 +49,15 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "mozilla_django_oidc",
     "farm",
     "provisioning",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves collected static files under gunicorn too (the Docker image), not only runserver.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -105,8 +108,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
-LOGIN_URL = "admin:login"
+STATIC_ROOT = DATA_DIR / "static"  # collectstatic's target, served by WhiteNoise
+STATIC_ROOT.mkdir(exist_ok=True)
 
 # --- Celery ----------------------------------------------------------------------------
 # Embedded default: kombu's filesystem transport (polling 0.1 s). It can lose a message on a
@@ -246,9 +249,41 @@ if OIDC_API_ENABLED:
     OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="HS256")
     if OIDC_RP_SIGN_ALGO[:2] in ("RS", "ES") and not OIDC_OP_JWKS_ENDPOINT:
         raise ImproperlyConfigured(f"OIDC_RP_SIGN_ALGO={OIDC_RP_SIGN_ALGO} needs a JWKS endpoint.")
-    OIDC_DRF_AUTH_BACKEND = env.str(
-        "OIDC_DRF_AUTH_BACKEND", default="mozilla_django_oidc.auth.OIDCAuthenticationBackend"
-    )
+    OIDC_DRF_AUTH_BACKEND = env.str("OIDC_DRF_AUTH_BACKEND", default="portal.auth.FarmOIDCBackend")
+
+# --- Logging in to the web UI -----------------------------------------------------------
+# With OIDC_OP_AUTHORIZATION_ENDPOINT set (on top of the API variables above), people sign in
+# at the provider: authorization code flow with PKCE, users matched by their user name
+# claim, roles from the groups claim on every login (portal/auth.py). Without it, the login
+# page offers a local username/password form for the seeded demo users, and says so.
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "wiki-list"
+LOGOUT_REDIRECT_URL = "login"
+OIDC_LOGIN_ENABLED = "OIDC_OP_AUTHORIZATION_ENDPOINT" in env
+if OIDC_LOGIN_ENABLED:
+    _required = ("OIDC_OP_USER_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT", "OIDC_RP_CLIENT_ID")
+    # A confidential client: the code flow sends the secret with the code (PKCE on top).
+    _missing = [name for name in (*_required, "OIDC_RP_CLIENT_SECRET") if not env.str(name, "")]
+    if _missing:
+        raise ImproperlyConfigured(f"OIDC login is half configured: {', '.join(_missing)} missing.")
+    AUTHENTICATION_BACKENDS.append("portal.auth.FarmOIDCBackend")
+    OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+    # The provider's end_session endpoint: logging out of the portal ends the IdP session too.
+    OIDC_OP_LOGOUT_ENDPOINT = env.str("OIDC_OP_LOGOUT_ENDPOINT", default="")
+    OIDC_OP_LOGOUT_URL_METHOD = "portal.auth.provider_logout_url"
+    OIDC_STORE_ID_TOKEN = True  # the id_token_hint of that logout
+    OIDC_USE_PKCE = True
+    # A custom groups claim needs its scope here and arrives through userinfo.
+    OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile groups")
+    LOGIN_REDIRECT_URL_FAILURE = "/login/?failed=1"
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="your organisation's sign-in")
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+# Provider group -> portal role; by default the groups carry the role names themselves.
+FARM_OIDC_ROLE_MAP = env.json(
+    "FARM_OIDC_ROLE_MAP", default={"wiki-admin": "wiki-admin", "ops": "ops", "auditor": "auditor"}
+)
 
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes a request without credentials a 401.

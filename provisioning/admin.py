@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from farm.admin import OpsAdmin
 from farm.errors import ServiceError
 from provisioning import services
 from provisioning.models import Operation, UnarchiveRequest
@@ -15,7 +16,7 @@ def retry_operations(modeladmin, request, queryset):
 
 
 @admin.register(Operation)
-class OperationAdmin(admin.ModelAdmin):
+class OperationAdmin(OpsAdmin):
     list_display = ("created_at", "wiki_ref", "kind", "state", "failed_step", "attempts", "actor")
     list_filter = ("kind", "state")
     search_fields = ("wiki_ref", "id")
@@ -43,7 +44,7 @@ def approve_requests(modeladmin, request, queryset):
 
 
 @admin.register(UnarchiveRequest)
-class UnarchiveRequestAdmin(admin.ModelAdmin):
+class UnarchiveRequestAdmin(OpsAdmin):
     list_display = ("requested_at", "wiki", "state", "requested_by", "decided_by")
     list_filter = ("state",)
     actions = (approve_requests,)
@@ -52,4 +53,7 @@ class UnarchiveRequestAdmin(admin.ModelAdmin):
         return [field.name for field in self.model._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

@@ -120,7 +120,8 @@ def _new_archive_id() -> str:
 # --- create ------------------------------------------------------------------------------
 
 
-def _check_new_wiki_id(wiki_id: object) -> str:
+def check_new_wiki_id(wiki_id: object) -> str:
+    """The id if a new wiki may take it now (rule, reserved, taken, tombstoned)."""
     wiki_id = check_wiki_id(wiki_id)
     if ReservedName.objects.filter(name=wiki_id).exists():
         raise InvalidInput(f"wiki id {wiki_id!r} is reserved", field="wiki_id", rule="not_reserved")
@@ -134,6 +135,25 @@ def _check_new_wiki_id(wiki_id: object) -> str:
     if existing:
         raise InvalidInput(f"wiki id {wiki_id!r} is taken", field="wiki_id", rule="unique")
     return wiki_id
+
+
+def check_new_database_name(family: Family, wiki_id: str) -> str:
+    """The database name the family gives the id, if it is valid and still free."""
+    database_name = family.database_name_for(wiki_id)
+    if not DATABASE_NAME_RE.fullmatch(database_name):
+        raise InvalidInput(
+            f"family {family.name} gives database name {database_name!r}, "
+            f"which breaks {DATABASE_NAME_RE.pattern}",
+            field="family",
+            rule=DATABASE_NAME_RE.pattern,
+        )
+    if Wiki.objects.filter(database_name=database_name).exists():
+        raise InvalidInput(
+            f"database name {database_name!r} is already used by another wiki",
+            field="wiki_id",
+            rule="unique_database_name",
+        )
+    return database_name
 
 
 def _check_quota(actor) -> None:
@@ -173,7 +193,7 @@ def wiki_create(
 ) -> Operation:
     if not may_create_wikis(actor):
         raise NotAllowed("only wiki admins and ops may create wikis")
-    wiki_id = _check_new_wiki_id(wiki_id)
+    wiki_id = check_new_wiki_id(wiki_id)
     family_obj = Family.objects.filter(name=family).first() if isinstance(family, str) else None
     if family_obj is None:
         raise InvalidInput(f"family {family!r} does not exist", field="family", rule="exists")
@@ -184,20 +204,7 @@ def wiki_create(
     if unknown:
         raise InvalidInput(f"unknown tags {unknown}", field="tags", rule="exists")
     _check_quota(actor)
-    database_name = family_obj.database_name_for(wiki_id)
-    if not DATABASE_NAME_RE.fullmatch(database_name):
-        raise InvalidInput(
-            f"family {family_obj.name} gives database name {database_name!r}, "
-            f"which breaks {DATABASE_NAME_RE.pattern}",
-            field="family",
-            rule=DATABASE_NAME_RE.pattern,
-        )
-    if Wiki.objects.filter(database_name=database_name).exists():
-        raise InvalidInput(
-            f"database name {database_name!r} is already used by another wiki",
-            field="wiki_id",
-            rule="unique_database_name",
-        )
+    database_name = check_new_database_name(family_obj, wiki_id)
     try:
         with transaction.atomic():
             wiki = Wiki.objects.create(

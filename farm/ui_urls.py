@@ -1,0 +1,49 @@
+"""URLs of the web UI (mounted at the site root by portal/urls.py)."""
+
+from django.urls import path, re_path
+from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
+
+from farm import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.PortalLoginView.as_view(), name="login"),
+    path("logout/", views.logout, name="logout"),
+    # mozilla-django-oidc's two endpoints, under the names it reverses.
+    path(
+        "oidc/authenticate/",
+        views.oidc_only(OIDCAuthenticationRequestView.as_view()),
+        name="oidc_authentication_init",
+    ),
+    path(
+        "oidc/callback/",
+        views.oidc_only(OIDCAuthenticationCallbackView.as_view()),
+        name="oidc_authentication_callback",
+    ),
+    path("wikis/", views.wiki_list, name="wiki-list"),
+    path("wikis/new/", views.wiki_create, name="wiki-create"),
+    path("ui/check-id", views.check_wiki_id_json, name="check-wiki-id"),
+    path("wikis/<str:wiki_id>/", views.wiki_detail, name="wiki-detail"),
+    path("wikis/<str:wiki_id>/archive/", views.wiki_archive, name="wiki-archive"),
+    path("wikis/<str:wiki_id>/unarchive/", views.unarchive_request, name="wiki-unarchive"),
+    path("wikis/<str:wiki_id>/config/", views.wiki_config, name="wiki-config"),
+    path(
+        "wikis/<str:wiki_id>/config/<str:setting>/",
+        views.wiki_config_setting,
+        name="wiki-config-setting",
+    ),
+    re_path(
+        r"^operations/(?P<operation_id>[0-9a-f-]{36})/(?P<action>retry|abandon)/$",
+        views.operation_action,
+        name="operation-action",
+    ),
+    path("ops/wikis/", views.all_wikis, name="all-wikis"),
+    path("ops/wikis/<str:wiki_id>/purge/", views.wiki_purge, name="wiki-purge"),
+    path("ops/unarchive-requests/", views.unarchive_queue, name="unarchive-queue"),
+    re_path(
+        r"^ops/unarchive-requests/(?P<request_id>[0-9]+)/(?P<decision>approve|deny)/$",
+        views.unarchive_decide,
+        name="unarchive-decide",
+    ),
+    path("ops/audit/", views.audit_log, name="audit-log"),
+]

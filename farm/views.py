@@ -1,0 +1,504 @@
+"""The web UI: server-rendered pages over the same services as the API and the CLI.
+
+Every page reads through the querysets that filter by the caller (another admin's wiki is a
+404, not a 403) and every POST calls a service; a ServiceError is shown beside the field it
+names. Pages are complete without JavaScript; farm/static/farm/*.js only adds the live id
+check and live operation progress.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import auth, messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from farm import config
+from farm.errors import InvalidInput, ServiceError
+from farm.forms import (
+    AuditLogFilter,
+    DecisionForm,
+    PurgeForm,
+    ReasonForm,
+    SettingValueForm,
+    WikiCreateForm,
+    WikiListFilter,
+    format_setting_value,
+    show_service_error,
+)
+from farm.management.commands.farm_seed_demo import DEMO_USERS
+from farm.models import (
+    AuditEvent,
+    ConfigLayer,
+    EditableBy,
+    Family,
+    SettingDefinition,
+    Wiki,
+    WikiState,
+)
+from farm.roles import WIKI_ADMIN, has_role, is_ops, may_create_wikis, sees_all_wikis
+from portal.auth import provider_logout_url
+from provisioning import services as lifecycle
+from provisioning.models import Operation, UnarchiveRequest, UnarchiveRequestState
+
+PAGE_SIZE = 50
+TIMELINE_LENGTH = 20
+
+
+def _page(request: HttpRequest, queryset: QuerySet):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _visible_wiki(request: HttpRequest, wiki_id: str) -> Wiki:
+    return get_object_or_404(
+        Wiki.objects.for_user(request.user).select_related("family"), pk=wiki_id
+    )
+
+
+def _may_manage(user, wiki: Wiki) -> bool:
+    """Ops act on every wiki; a wiki admin on their own; auditors only read."""
+    if is_ops(user):
+        return True
+    return has_role(user, WIKI_ADMIN) and wiki.owners.filter(pk=user.pk).exists()
+
+
+def _require(allowed: bool) -> None:
+    if not allowed:
+        raise PermissionDenied
+
+
+# --- signing in and out --------------------------------------------------------------------
+
+
+class PortalLoginView(LoginView):
+    """The provider's button when OIDC is configured, else the local demo login."""
+
+    template_name = "farm/login.html"
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        if settings.OIDC_LOGIN_ENABLED:
+            return HttpResponse("Sign in through the identity provider.", status=405)
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            oidc_enabled=settings.OIDC_LOGIN_ENABLED,
+            provider_name=settings.OIDC_PROVIDER_NAME,
+            login_failed="failed" in self.request.GET,
+            demo_users=[(name, role, password) for name, role, password in DEMO_USERS],
+        )
+        return context
+
+
+@require_POST
+def logout(request: HttpRequest) -> HttpResponse:
+    """POST only (a link could log people out from another site's page)."""
+    if settings.OIDC_LOGIN_ENABLED:
+        destination = provider_logout_url(request)  # reads the session: before it ends
+    else:
+        destination = reverse(settings.LOGOUT_REDIRECT_URL)
+    auth.logout(request)
+    return redirect(destination)
+
+
+def oidc_only(view):
+    """The provider's endpoints exist only when OIDC login is configured."""
+
+    def wrapped(request, *args, **kwargs):
+        if not settings.OIDC_LOGIN_ENABLED:
+            raise Http404("OIDC login is not configured")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("wiki-list" if request.user.is_authenticated else "login")
+
+
+# --- lists of wikis ------------------------------------------------------------------------
+
+
+def _with_last_operation(queryset: QuerySet) -> QuerySet:
+    latest = Operation.objects.filter(wiki_ref=OuterRef("pk")).order_by("-created_at")
+    return queryset.select_related("family").annotate(
+        last_operation_kind=Subquery(latest.values("kind")[:1]),
+        last_operation_state=Subquery(latest.values("state")[:1]),
+        last_operation_at=Subquery(latest.values("created_at")[:1]),
+    )
+
+
+def archive_bytes(wiki: Wiki) -> int | None:
+    """The size of the wiki's current archive, from the manifest the registry keeps."""
+    manifest = wiki.archive_manifest or {}
+    sizes = [
+        (manifest.get("database") or {}).get("bytes"),
+        (manifest.get("search") or {}).get("bytes"),
+        (manifest.get("storage") or {}).get("bytes"),
+    ]
+    known = [size for size in sizes if isinstance(size, int)]
+    return sum(known) if known else None
+
+
+def _wiki_list(request: HttpRequest, queryset: QuerySet, *, title: str, everyone: bool):
+    wiki_filter = WikiListFilter(request.GET, queryset=_with_last_operation(queryset))
+    wikis = wiki_filter.qs if wiki_filter.is_valid() else queryset.none()
+    page = _page(request, wikis.distinct())
+    for wiki in page:
+        wiki.archive_bytes = archive_bytes(wiki)
+    context = {"title": title, "filter": wiki_filter, "page": page, "everyone": everyone}
+    return render(request, "farm/wiki_list.html", context)
+
+
+@login_required
+@require_GET
+def wiki_list(request: HttpRequest) -> HttpResponse:
+    """My wikis: the ones the user owns."""
+    mine = Wiki.objects.for_user(request.user).filter(owners=request.user)
+    return _wiki_list(request, mine, title="My wikis", everyone=False)
+
+
+@login_required
+@require_GET
+def all_wikis(request: HttpRequest) -> HttpResponse:
+    _require(sees_all_wikis(request.user))
+    return _wiki_list(
+        request, Wiki.objects.for_user(request.user), title="All wikis", everyone=True
+    )
+
+
+# --- create ----------------------------------------------------------------------------------
+
+
+def wiki_id_problem(wiki_id: object, family_name: object) -> InvalidInput | None:
+    """What stops `wiki_id` from being created in that family right now, if anything: the
+    very checks provisioning.services.wiki_create makes."""
+    try:
+        wiki_id = lifecycle.check_new_wiki_id(wiki_id)
+        family = Family.objects.filter(name=family_name).first() if family_name else None
+        if family is not None:
+            lifecycle.check_new_database_name(family, wiki_id)
+    except InvalidInput as exc:
+        return exc
+    return None
+
+
+@require_GET
+def check_wiki_id_json(request: HttpRequest) -> JsonResponse:
+    """The live check of the create form: {"id", "available", "message", "rule"?}."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"code": "not_authenticated", "message": "Sign in first."}, status=401)
+    wiki_id = request.GET.get("id", "")
+    problem = wiki_id_problem(wiki_id, request.GET.get("family"))
+    if problem is None:
+        return JsonResponse({"id": wiki_id, "available": True, "message": f"{wiki_id} is free"})
+    body = {"id": wiki_id, "available": False, "message": problem.message}
+    if problem.rule:
+        body["rule"] = problem.rule
+    return JsonResponse(body)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wiki_create(request: HttpRequest) -> HttpResponse:
+    _require(may_create_wikis(request.user))
+    form = WikiCreateForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            lifecycle.wiki_create(
+                actor=request.user,
+                wiki_id=data["wiki_id"],
+                family=data["family"],
+                sitename=data["sitename"],
+                language=data["language"],
+                tags=data["tags"],
+            )
+        except ServiceError as exc:
+            show_service_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, f"Creating {data['wiki_id']}: its steps are shown below.")
+            return redirect("wiki-detail", wiki_id=data["wiki_id"])
+    elif request.method == "POST":
+        status = 400
+    return render(request, "farm/wiki_create.html", {"form": form}, status=status)
+
+
+# --- one wiki --------------------------------------------------------------------------------
+
+
+def _timeline(request: HttpRequest, wiki: Wiki) -> list[Operation]:
+    operations = (
+        Operation.objects.for_user(request.user)
+        .filter(wiki_ref=wiki.id)
+        .select_related("actor")
+        .order_by("-created_at")
+    )
+    return list(operations[:TIMELINE_LENGTH])
+
+
+@login_required
+@require_GET
+def wiki_detail(request: HttpRequest, wiki_id: str) -> HttpResponse:
+    wiki = _visible_wiki(request, wiki_id)
+    timeline = _timeline(request, wiki)
+    context = {
+        "wiki": wiki,
+        "timeline": timeline,
+        "open_operation": next((op for op in timeline if op.state in ("pending", "running")), None),
+        "pending_request": wiki.unarchive_requests.filter(
+            state=UnarchiveRequestState.PENDING
+        ).first(),
+        "may_manage": _may_manage(request.user, wiki),
+        "may_purge": is_ops(request.user),
+        "archive_bytes": archive_bytes(wiki),
+        "owners": wiki.owners.order_by("username").values_list("username", flat=True),
+        "tags": wiki.tags.values_list("name", flat=True),
+    }
+    return render(request, "farm/wiki_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wiki_archive(request: HttpRequest, wiki_id: str) -> HttpResponse:
+    """A confirmation page that says what archiving does; POST starts it."""
+    wiki = _visible_wiki(request, wiki_id)
+    _require(_may_manage(request.user, wiki))
+    error, status = None, 200
+    if request.method == "POST":
+        try:
+            lifecycle.wiki_archive(actor=request.user, wiki_id=wiki.id)
+        except ServiceError as exc:
+            error, status = exc.message, exc.status
+        else:
+            messages.success(request, f"Archiving {wiki.id}.")
+            return redirect("wiki-detail", wiki_id=wiki.id)
+    context = {
+        "wiki": wiki,
+        "error": error,
+        "retention_days": settings.FARM_ARCHIVE_RETENTION_DAYS,
+    }
+    return render(request, "farm/wiki_archive.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def unarchive_request(request: HttpRequest, wiki_id: str) -> HttpResponse:
+    wiki = _visible_wiki(request, wiki_id)
+    _require(_may_manage(request.user, wiki))
+    form = ReasonForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            lifecycle.unarchive_request(
+                actor=request.user, wiki_id=wiki.id, reason=form.cleaned_data["reason"]
+            )
+        except ServiceError as exc:
+            show_service_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, f"Unarchive of {wiki.id} requested; ops will decide.")
+            return redirect("wiki-detail", wiki_id=wiki.id)
+    elif request.method == "POST":
+        status = 400
+    context = {"wiki": wiki, "form": form}
+    return render(request, "farm/unarchive_request.html", context, status=status)
+
+
+@login_required
+@require_POST
+def operation_action(request: HttpRequest, operation_id: str, action: str) -> HttpResponse:
+    """Retry a failed operation, or abandon a failed create."""
+    operation = get_object_or_404(Operation.objects.for_user(request.user), pk=operation_id)
+    service = {"retry": lifecycle.operation_retry, "abandon": lifecycle.operation_abandon}[action]
+    try:
+        service(actor=request.user, operation_id=operation.pk)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{action.capitalize()} of the {operation.kind} started.")
+    if operation.wiki_id and Wiki.objects.filter(pk=operation.wiki_id).exists():
+        return redirect("wiki-detail", wiki_id=operation.wiki_id)
+    return redirect("wiki-list")
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def _may_edit_setting(user, wiki: Wiki, editable_by: str | None) -> bool:
+    if wiki.state == WikiState.PURGED:
+        return False
+    if is_ops(user):
+        return True
+    return editable_by == EditableBy.WIKI_ADMIN and _may_manage(user, wiki)
+
+
+@login_required
+@require_GET
+def wiki_config(request: HttpRequest, wiki_id: str) -> HttpResponse:
+    """Effective values with the layer each comes from."""
+    wiki = _visible_wiki(request, wiki_id)
+    effective = config.wiki_effective_config(actor=request.user, wiki_id=wiki.id)
+    rows = [
+        {
+            "name": name,
+            "value": entry["value"],
+            "layer": entry.get("layer"),
+            "target": entry.get("target"),
+            "merged_from": entry.get("merged_from", []),
+            "editable": _may_edit_setting(request.user, wiki, entry.get("editable_by")),
+            "editable_by": entry.get("editable_by"),
+        }
+        for name, entry in effective["settings"].items()
+    ]
+    context = {"wiki": wiki, "rows": rows, "chain": effective["chain"]}
+    return render(request, "farm/wiki_config.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wiki_config_setting(request: HttpRequest, wiki_id: str, setting: str) -> HttpResponse:
+    """One setting: its value at every layer, and the wiki layer's value to edit."""
+    wiki = _visible_wiki(request, wiki_id)
+    definition = get_object_or_404(SettingDefinition, name=setting)
+    editable = _may_edit_setting(request.user, wiki, definition.editable_by)
+    entry = config.wiki_effective_config(actor=request.user, wiki_id=wiki.id)["settings"][setting]
+    own = next((layer["value"] for layer in entry["layers"] if layer["layer"] == "wiki"), None)
+    form = SettingValueForm(
+        request.POST or None,
+        setting_type=definition.type,
+        initial={"value": format_setting_value(own)},
+    )
+    status = 200
+    if request.method == "POST":
+        _require(editable)
+        status = _save_setting(request, form, wiki, definition)
+        if status is None:
+            return redirect("wiki-config", wiki_id=wiki.id)
+    context = {
+        "wiki": wiki,
+        "definition": definition,
+        "entry": entry,
+        "form": form,
+        "editable": editable,
+        "has_own_value": own is not None,
+    }
+    return render(request, "farm/wiki_config_setting.html", context, status=status)
+
+
+def _save_setting(request, form, wiki: Wiki, definition: SettingDefinition) -> int | None:
+    """Set or remove the wiki layer's value; None on success, else the status to answer."""
+    block = {"layer": ConfigLayer.WIKI, "target": wiki.id, "setting": definition.name}
+    if request.POST.get("action") == "unset":
+        try:
+            config.config_unset(actor=request.user, **block)
+        except ServiceError as exc:
+            messages.error(request, exc.message)
+            return exc.status
+        messages.success(request, f"{definition.name} now inherits its value.")
+        return None
+    if not form.is_valid():
+        return 400
+    try:
+        config.config_set(actor=request.user, value=form.cleaned_data["value"], **block)
+    except ServiceError as exc:
+        show_service_error(form, exc, aliases={definition.name: "value"})
+        return exc.status
+    messages.success(request, f"{definition.name} was saved.")
+    return None
+
+
+# --- ops: unarchive queue, purge, audit log --------------------------------------------------
+
+
+@login_required
+@require_GET
+def unarchive_queue(request: HttpRequest) -> HttpResponse:
+    _require(sees_all_wikis(request.user))
+    return _render_queue(request)
+
+
+def _render_queue(request, *, failed_request: int | None = None, error: str = "", status=200):
+    requests = UnarchiveRequest.objects.for_user(request.user).select_related(
+        "wiki", "requested_by", "decided_by"
+    )
+    context = {
+        "pending": requests.filter(state=UnarchiveRequestState.PENDING).order_by("requested_at"),
+        "decided": requests.exclude(state=UnarchiveRequestState.PENDING).order_by("-decided_at")[
+            :TIMELINE_LENGTH
+        ],
+        "failed_request": failed_request,
+        "error": error,
+        "may_decide": is_ops(request.user),
+        "two_person_rule": settings.FARM_UNARCHIVE_TWO_PERSON_RULE,
+    }
+    return render(request, "farm/unarchive_queue.html", context, status=status)
+
+
+@login_required
+@require_POST
+def unarchive_decide(request: HttpRequest, request_id: int, decision: str) -> HttpResponse:
+    _require(is_ops(request.user))
+    unarchive = get_object_or_404(UnarchiveRequest.objects.for_user(request.user), pk=request_id)
+    form = DecisionForm(request.POST)
+    note = form.cleaned_data["note"] if form.is_valid() else ""
+    service = {"approve": lifecycle.unarchive_approve, "deny": lifecycle.unarchive_deny}[decision]
+    try:
+        service(actor=request.user, request_id=unarchive.pk, note=note)
+    except ServiceError as exc:
+        return _render_queue(
+            request, failed_request=unarchive.pk, error=exc.message, status=exc.status
+        )
+    if decision == "approve":
+        messages.success(request, f"Approved: unarchiving {unarchive.wiki_id}.")
+        return redirect("wiki-detail", wiki_id=unarchive.wiki_id)
+    messages.success(request, f"Denied the unarchive of {unarchive.wiki_id}.")
+    return redirect("unarchive-queue")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wiki_purge(request: HttpRequest, wiki_id: str) -> HttpResponse:
+    """Says what will be removed; the wiki id typed again starts the purge."""
+    wiki = _visible_wiki(request, wiki_id)
+    _require(is_ops(request.user))
+    if wiki.state in (WikiState.PURGING, WikiState.PURGED):
+        return redirect("wiki-detail", wiki_id=wiki.id)
+    form = PurgeForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            lifecycle.wiki_purge(
+                actor=request.user, wiki_id=wiki.id, confirm=form.cleaned_data["confirm"]
+            )
+        except ServiceError as exc:
+            show_service_error(form, exc)
+            status = exc.status
+        else:
+            messages.success(request, f"Purging {wiki.id}; the receipt appears when it is done.")
+            return redirect("wiki-detail", wiki_id=wiki.id)
+    elif request.method == "POST":
+        status = 400
+    context = {"wiki": wiki, "form": form, "archive_bytes": archive_bytes(wiki)}
+    return render(request, "farm/wiki_purge.html", context, status=status)
+
+
+@login_required
+@require_GET
+def audit_log(request: HttpRequest) -> HttpResponse:
+    _require(sees_all_wikis(request.user))
+    audit_filter = AuditLogFilter(request.GET, queryset=AuditEvent.objects.all())
+    events = audit_filter.qs if audit_filter.is_valid() else AuditEvent.objects.none()
+    context = {"filter": audit_filter, "page": _page(request, events)}
+    return render(request, "farm/audit_log.html", context)

@@ -1,0 +1,55 @@
+"""The Django admin belongs to ops: usable by the ops group without model permissions,
+closed to the other roles, and its lifecycle actions go through the services."""
+
+import pytest
+
+from farm.models import Wiki, WikiState
+from provisioning import services
+from tests.provisioning.helpers import run_pending
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_ops(ops_user):
+    ops_user.is_staff = True  # what the OIDC login gives ops
+    ops_user.save()
+    return ops_user
+
+
+def test_ops_group_sees_the_registry_without_model_permissions(client, staff_ops):
+    client.force_login(staff_ops)
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    assert b"/admin/farm/wiki/" in index.content
+    assert client.get("/admin/farm/wiki/").status_code == 200
+    assert client.get("/admin/provisioning/operation/").status_code == 200
+
+
+def test_other_staff_roles_see_nothing(client, admin_user_a):
+    admin_user_a.is_staff = True
+    admin_user_a.save()
+    client.force_login(admin_user_a)
+    assert b"/admin/farm/wiki/" not in client.get("/admin/").content
+    assert client.get("/admin/farm/wiki/").status_code == 403
+
+
+def test_archive_action_goes_through_the_service(client, staff_ops, farm_drivers):
+    services.wiki_create(actor=staff_ops, wiki_id="alpha", family="default", sitename="A")
+    run_pending()
+    client.force_login(staff_ops)
+    response = client.post(
+        "/admin/farm/wiki/", {"action": "archive_wikis", "_selected_action": ["alpha"]}
+    )
+    assert response.status_code == 302
+    run_pending()
+    wiki = Wiki.objects.get(pk="alpha")
+    assert wiki.state == WikiState.ARCHIVED
+    assert wiki.operations.filter(kind="archive", actor=staff_ops).exists()
+
+
+def test_wikis_cannot_be_deleted_by_hand(client, staff_ops, farm_drivers):
+    services.wiki_create(actor=staff_ops, wiki_id="alpha", family="default", sitename="A")
+    client.force_login(staff_ops)
+    assert client.get("/admin/farm/wiki/alpha/delete/").status_code == 403
+    assert Wiki.objects.filter(pk="alpha").exists()
