@@ -71,7 +71,6 @@ class Operation(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # A new token per claim: a worker whose claim was taken over (sweeper) can no longer
     # record anything, because its conditional updates no longer match.
@@ -86,12 +85,9 @@ class Operation(models.Model):
     objects = OperationQuerySet.as_manager()
 
     class Meta:
+        # Idempotency keys live with the API (farm.IdempotencyRecord): they replay the
+        # whole response, not just the operation.
         ordering = ["-created_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["actor", "idempotency_key"], name="operation_idempotency_key_per_actor"
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.wiki_ref} ({self.state})"
