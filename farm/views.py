@@ -176,6 +176,24 @@ def all_wikis(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _submit(request: HttpRequest, form, act) -> HttpResponse | int:
+    """Run a form's POST through a service: `act(cleaned_data)` calls it and returns the
+    wiki id and a success message, then the answer is a redirect to that wiki. Otherwise
+    the status to render the form with: 200 for a GET, 400 for an invalid form, the
+    service's own when it refuses (its message beside the field it names)."""
+    if request.method != "POST":
+        return 200
+    if not form.is_valid():
+        return 400
+    try:
+        wiki_id, message = act(form.cleaned_data)
+    except ServiceError as exc:
+        show_service_error(form, exc)
+        return exc.status
+    messages.success(request, message)
+    return redirect("wiki-detail", wiki_id=wiki_id)
+
+
 # --- create ----------------------------------------------------------------------------------
 
 
@@ -212,27 +230,22 @@ def check_wiki_id_json(request: HttpRequest) -> JsonResponse:
 def wiki_create(request: HttpRequest) -> HttpResponse:
     _require(may_create_wikis(request.user))
     form = WikiCreateForm(request.POST or None)
-    status = 200
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            lifecycle.wiki_create(
-                actor=request.user,
-                wiki_id=data["wiki_id"],
-                family=data["family"],
-                sitename=data["sitename"],
-                language=data["language"],
-                tags=data["tags"],
-            )
-        except ServiceError as exc:
-            show_service_error(form, exc)
-            status = exc.status
-        else:
-            messages.success(request, f"Creating {data['wiki_id']}: its steps are shown below.")
-            return redirect("wiki-detail", wiki_id=data["wiki_id"])
-    elif request.method == "POST":
-        status = 400
-    return render(request, "farm/wiki_create.html", {"form": form}, status=status)
+
+    def create(data):
+        lifecycle.wiki_create(
+            actor=request.user,
+            wiki_id=data["wiki_id"],
+            family=data["family"],
+            sitename=data["sitename"],
+            language=data["language"],
+            tags=data["tags"],
+        )
+        return data["wiki_id"], f"Creating {data['wiki_id']}: its steps are shown below."
+
+    outcome = _submit(request, form, create)
+    if isinstance(outcome, HttpResponse):
+        return outcome
+    return render(request, "farm/wiki_create.html", {"form": form}, status=outcome)
 
 
 # --- one wiki --------------------------------------------------------------------------------
@@ -298,22 +311,16 @@ def unarchive_request(request: HttpRequest, wiki_id: str) -> HttpResponse:
     wiki = _visible_wiki(request, wiki_id)
     _require(_may_manage(request.user, wiki))
     form = ReasonForm(request.POST or None)
-    status = 200
-    if request.method == "POST" and form.is_valid():
-        try:
-            lifecycle.unarchive_request(
-                actor=request.user, wiki_id=wiki.id, reason=form.cleaned_data["reason"]
-            )
-        except ServiceError as exc:
-            show_service_error(form, exc)
-            status = exc.status
-        else:
-            messages.success(request, f"Unarchive of {wiki.id} requested; ops will decide.")
-            return redirect("wiki-detail", wiki_id=wiki.id)
-    elif request.method == "POST":
-        status = 400
+
+    def request_unarchive(data):
+        lifecycle.unarchive_request(actor=request.user, wiki_id=wiki.id, reason=data["reason"])
+        return wiki.id, f"Unarchive of {wiki.id} requested; ops will decide."
+
+    outcome = _submit(request, form, request_unarchive)
+    if isinstance(outcome, HttpResponse):
+        return outcome
     context = {"wiki": wiki, "form": form}
-    return render(request, "farm/unarchive_request.html", context, status=status)
+    return render(request, "farm/unarchive_request.html", context, status=outcome)
 
 
 @login_required
@@ -476,22 +483,16 @@ def wiki_purge(request: HttpRequest, wiki_id: str) -> HttpResponse:
     if wiki.state in (WikiState.PURGING, WikiState.PURGED):
         return redirect("wiki-detail", wiki_id=wiki.id)
     form = PurgeForm(request.POST or None)
-    status = 200
-    if request.method == "POST" and form.is_valid():
-        try:
-            lifecycle.wiki_purge(
-                actor=request.user, wiki_id=wiki.id, confirm=form.cleaned_data["confirm"]
-            )
-        except ServiceError as exc:
-            show_service_error(form, exc)
-            status = exc.status
-        else:
-            messages.success(request, f"Purging {wiki.id}; the receipt appears when it is done.")
-            return redirect("wiki-detail", wiki_id=wiki.id)
-    elif request.method == "POST":
-        status = 400
+
+    def purge(data):
+        lifecycle.wiki_purge(actor=request.user, wiki_id=wiki.id, confirm=data["confirm"])
+        return wiki.id, f"Purging {wiki.id}; the receipt appears when it is done."
+
+    outcome = _submit(request, form, purge)
+    if isinstance(outcome, HttpResponse):
+        return outcome
     context = {"wiki": wiki, "form": form, "archive_bytes": archive_bytes(wiki)}
-    return render(request, "farm/wiki_purge.html", context, status=status)
+    return render(request, "farm/wiki_purge.html", context, status=outcome)
 
 
 @login_required
