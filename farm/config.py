@@ -577,15 +577,19 @@ def _write(
         before={**block.as_dict(), "setting": name, "value": before},
         after={**block.as_dict(), "setting": name, "value": value, "version": version.pk},
     )
-    _publish_on_commit()
+    _mark_exports(block)
     return version
 
 
-def _publish_on_commit() -> None:
-    # Imported here: farm.exports resolves configuration with this module.
-    from farm.exports import write_exports
+def _mark_exports(block: Block | None) -> None:
+    """Mark the wikis that inherit from `block` (None: every wiki) for publishing."""
+    # Imported here: farm.publishing renders exports, which resolve with this module.
+    from farm import publishing
 
-    transaction.on_commit(write_exports)
+    if block is None:
+        publishing.mark_all()
+    else:
+        publishing.mark_block(block)
 
 
 def _check_writable(block: Block, wiki: Wiki | None) -> None:
@@ -826,7 +830,7 @@ def setting_create(
         target=definition,
         after={"name": name, "type": type, "schema": schema, "default": default},
     )
-    _publish_on_commit()
+    _mark_exports(None)
     return definition
 
 

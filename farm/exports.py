@@ -1,24 +1,30 @@
-"""What MediaWiki reads at request time (DESIGN section 6), written atomically:
+"""What MediaWiki reads at request time (DESIGN section 6), rendered and written atomically.
 
-- `farm.json`: every served wiki with its state, database, URL, read-only flag and
-  effective settings, the ids of purged wikis (`tombstones`, so the include can answer 410)
-  and which settings merge with MediaWiki's own defaults;
+Per wiki, the only file MediaWiki reads on a request:
+- `wikis/<id>.json`: the wiki's state, database, URL, host, read-only flag and reason,
+  storage location and effective settings (and which of them merge with MediaWiki's own
+  defaults); a purging or purged wiki's file says only that (the include answers 410).
+
+Farm-wide, rewritten at most once per publish window (farm/publishing.py):
+- `hosts.json`: host -> wiki id, for hosts that name one wiki;
+- `dblists/*.dblist`: all, archived, closed (read-only), per family and per tag;
 - `siteconfig.json`: the layers themselves, shaped for MediaWiki's SiteConfiguration
   (`$wgConf->settings`): `settings -> {default, family-<name>, tag-<name>, <wiki id>}`;
-- `dblists/*.dblist`: all, archived, closed (read-only), per family and per tag.
+- `farm.json`: every served wiki in one file, for tools that want everything at once.
 
-Every export is built with a constant number of queries, whatever the number of wikis, and
-each has an ETag (a hash of its bytes) so pollers get 304 while nothing changed.
+Every render takes a constant number of queries, whatever the number of wikis. A file is
+replaced only when its bytes change (temp file + rename), so its ETag, derived from the
+file's inode, modification time and size, is recorded by the write itself and a conditional
+GET costs one stat.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,8 +42,11 @@ from farm.config import (
     tag_precedence,
 )
 from farm.models import ConfigLayer, MergeStrategy, SettingDefinition, Wiki, WikiState
+from provisioning.drivers import storage_driver
+from provisioning.drivers.base import WikiResources
 
 EXPORT_FORMAT = 2
+WIKI_FILE_FORMAT = 3
 # Wikis MediaWiki serves: archived ones read-only; provisioning, purging and purged ones not.
 SERVED_STATES = (
     WikiState.ACTIVE,
@@ -50,11 +59,20 @@ TOMBSTONE_STATES = (WikiState.PURGING, WikiState.PURGED)
 DEFAULT_WIKI_URL = "http://localhost/{id}/"
 FARM_FILE = "farm.json"
 SITECONFIG_FILE = "siteconfig.json"
+HOSTS_FILE = "hosts.json"
 DBLIST_DIR = "dblists"
+WIKI_DIR = "wikis"
+# Wiki files rendered and written per registry read (and per hold of the export lock).
+PUBLISH_BATCH = 250
 
 
 def export_dir() -> Path:
     return Path(settings.DATA_DIR) / "exports"
+
+
+def wiki_file_path(wiki_id: str) -> Path:
+    # Only ever called with ids read from the registry, which validated them.
+    return export_dir() / WIKI_DIR / f"{wiki_id}.json"
 
 
 def wiki_url(wiki_id: str) -> str:
@@ -79,31 +97,40 @@ def _database_description() -> tuple[str, dict[str, str]]:
 
 # --- reading the registry (a constant number of queries) ----------------------------------
 
-
-def _served_wikis() -> list[tuple]:
-    return list(
-        Wiki.objects.filter(state__in=SERVED_STATES)
-        .order_by("id")
-        .values_list(
-            "id",
-            "family__name",
-            "state",
-            "read_only",
-            "database_name",
-            "cluster",
-            "sitename",
-            "language",
-        )
-    )
+WIKI_FIELDS = (
+    "id",
+    "family__name",
+    "state",
+    "read_only",
+    "database_name",
+    "storage_prefix",
+    "cluster",
+    "sitename",
+    "language",
+)
 
 
-def _tags_of_served_wikis() -> dict[str, list[str]]:
-    """Each served wiki's tags in precedence order (the tag that wins first)."""
+def _wiki_rows(
+    wiki_ids: Iterable[str] | None = None, states: Iterable[str] | None = SERVED_STATES
+) -> list[dict]:
+    wikis = Wiki.objects.all()
+    if states is not None:
+        wikis = wikis.filter(state__in=list(states))
+    if wiki_ids is not None:
+        wikis = wikis.filter(pk__in=list(wiki_ids))
+    return list(wikis.order_by("id").values(*WIKI_FIELDS))
+
+
+def _tags_of(wiki_ids: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """Tags in precedence order (the tag that wins first) of the given wikis, or of every
+    served wiki."""
     tagged: dict[str, list[tuple[str, int]]] = {}
-    rows = Wiki.tags.through.objects.filter(wiki__state__in=SERVED_STATES).values_list(
-        "wiki_id", "tag__name", "tag__priority"
-    )
-    for wiki_id, name, priority in rows:
+    through = Wiki.tags.through.objects
+    if wiki_ids is None:
+        rows = through.filter(wiki__state__in=SERVED_STATES)
+    else:
+        rows = through.filter(wiki_id__in=list(wiki_ids))
+    for wiki_id, name, priority in rows.values_list("wiki_id", "tag__name", "tag__priority"):
         tagged.setdefault(wiki_id, []).append((name, priority))
     return {wiki_id: tag_precedence(tags) for wiki_id, tags in tagged.items()}
 
@@ -116,31 +143,92 @@ def _merge_settings() -> list[str]:
     )
 
 
+def _read_only_reason(state: str, read_only: bool, settings_: dict[str, Any]) -> str | None:
+    """Why MediaWiki must refuse edits, or None when the wiki is writable."""
+    if settings_.get("wgReadOnly"):
+        return str(settings_["wgReadOnly"])
+    if state != WikiState.ACTIVE or read_only:
+        return f"This wiki is read-only while it is {state}."
+    return None
+
+
+def _served_entries(rows: list[dict], *, with_storage: bool) -> dict[str, dict[str, Any]]:
+    """The export entry of each served wiki in `rows`."""
+    engine, hosts = _database_description()
+    # A batch names its wikis; the whole farm is cheaper read without a list of ids.
+    ids = [row["id"] for row in rows]
+    tags = _tags_of(ids if len(ids) <= PUBLISH_BATCH else None)
+    effective = effective_settings_for_wikis(
+        [(r["id"], r["family__name"], r["sitename"], r["language"]) for r in rows], tags
+    )
+    storage = storage_driver() if with_storage else None
+    entries = {}
+    for row in rows:
+        wiki_id = row["id"]
+        database = {"type": engine, "name": row["database_name"], "cluster": row["cluster"]}
+        if row["cluster"] in hosts:
+            database["host"] = hosts[row["cluster"]]
+        reason = _read_only_reason(row["state"], row["read_only"], effective[wiki_id])
+        url = wiki_url(wiki_id)
+        entry = {
+            "family": row["family__name"],
+            "tags": tags.get(wiki_id, []),
+            "state": row["state"],
+            "read_only": reason is not None,
+            "read_only_reason": reason,
+            "url": url,
+            "host": (urlsplit(url).hostname or "").lower(),
+            "database": database,
+            "settings": effective[wiki_id],
+        }
+        if storage is not None:
+            resources = WikiResources(
+                wiki_id=wiki_id,
+                database_name=row["database_name"],
+                storage_prefix=row["storage_prefix"],
+                cluster=row["cluster"],
+            )
+            entry["storage"] = storage.location(resources)
+        entries[wiki_id] = entry
+    return entries
+
+
+# --- wikis/<id>.json ---------------------------------------------------------------------
+
+
+def wiki_files(
+    wiki_ids: list[str], *, as_state: str | None = None
+) -> dict[str, dict[str, Any] | None]:
+    """The content of each wiki's own file; None for a wiki that has none (provisioning,
+    or no longer registered). `as_state` renders the wikis as if already in that state:
+    `activate` publishes the file before the wiki turns active."""
+    rows = _wiki_rows(wiki_ids, states=None) if as_state else []
+    if as_state:
+        for row in rows:
+            row["state"] = as_state
+    else:
+        rows = _wiki_rows(wiki_ids, states=[*SERVED_STATES, *TOMBSTONE_STATES])
+    files: dict[str, dict[str, Any] | None] = dict.fromkeys(wiki_ids)
+    served = [row for row in rows if row["state"] in SERVED_STATES]
+    merge_settings = _merge_settings() if served else []
+    for wiki_id, entry in _served_entries(served, with_storage=True).items():
+        files[wiki_id] = {
+            "format": WIKI_FILE_FORMAT,
+            "id": wiki_id,
+            **entry,
+            "merge_settings": merge_settings,
+        }
+    for row in rows:
+        if row["state"] in TOMBSTONE_STATES:
+            files[row["id"]] = {"format": WIKI_FILE_FORMAT, "id": row["id"], "state": row["state"]}
+    return files
+
+
 # --- farm.json ---------------------------------------------------------------------------
 
 
 def farm_export() -> dict[str, Any]:
-    engine, hosts = _database_description()
-    rows = _served_wikis()
-    tags = _tags_of_served_wikis()
-    effective = effective_settings_for_wikis(
-        [(wiki_id, family, sitename, language) for wiki_id, family, *_, sitename, language in rows],
-        tags,
-    )
-    wikis = {}
-    for wiki_id, family, state, read_only, database_name, cluster, _, _ in rows:
-        database = {"type": engine, "name": database_name, "cluster": cluster}
-        if cluster in hosts:
-            database["host"] = hosts[cluster]
-        wikis[wiki_id] = {
-            "family": family,
-            "tags": tags.get(wiki_id, []),
-            "state": state,
-            "read_only": read_only or state != WikiState.ACTIVE,
-            "url": wiki_url(wiki_id),
-            "database": database,
-            "settings": effective[wiki_id],
-        }
+    wikis = _served_entries(_wiki_rows(), with_storage=False)
     tombstones = Wiki.objects.filter(state__in=TOMBSTONE_STATES).order_by("id")
     return {
         "format": EXPORT_FORMAT,
@@ -148,6 +236,17 @@ def farm_export() -> dict[str, Any]:
         "tombstones": list(tombstones.values_list("id", flat=True)),
         "merge_settings": _merge_settings(),
     }
+
+
+def hosts_export(export: dict[str, Any]) -> dict[str, Any]:
+    """Host -> wiki id for the hosts that name exactly one served wiki (host routing); with
+    path routing every wiki shares the host and the map is empty."""
+    owners: dict[str, list[str]] = {}
+    for wiki_id, entry in export["wikis"].items():
+        host = (urlsplit(entry["url"]).hostname or "").lower()
+        owners.setdefault(host, []).append(wiki_id)
+    hosts = {host: ids[0] for host, ids in sorted(owners.items()) if len(ids) == 1 and host}
+    return {"format": 1, "hosts": hosts}
 
 
 # --- siteconfig.json ---------------------------------------------------------------------
@@ -179,12 +278,15 @@ def siteconfig_export() -> dict[str, Any]:
     has the portal's own resolution, where the more specific layer always wins.)
     """
     catalog = Catalog.load()
-    rows = _served_wikis()
-    tags = _tags_of_served_wikis()
-    blocks = load_blocks(wiki_id for wiki_id, *_ in rows)
-    for wiki_id, *_, sitename, language in rows:
-        wiki_block = Block(ConfigLayer.WIKI, wiki_id)
-        blocks[wiki_block] = {**blocks.get(wiki_block, {}), **registry_values(sitename, language)}
+    rows = _wiki_rows()
+    tags = _tags_of()
+    blocks = load_blocks(row["id"] for row in rows)
+    for row in rows:
+        wiki_block = Block(ConfigLayer.WIKI, row["id"])
+        blocks[wiki_block] = {
+            **blocks.get(wiki_block, {}),
+            **registry_values(row["sitename"], row["language"]),
+        }
     site_settings: dict[str, dict[str, Any]] = {}
     farm_default = blocks.get(Block(ConfigLayer.DEFAULT), {})
     for name, definition in catalog.definitions.items():
@@ -194,7 +296,7 @@ def siteconfig_export() -> dict[str, Any]:
             default = merge_values(default, farm_default[name]) if merges else farm_default[name]
         if default is not None:
             site_settings.setdefault(name, {})["default"] = default
-    served = {wiki_id for wiki_id, *_ in rows}
+    served = {row["id"] for row in rows}
     for block, values in sorted(blocks.items(), key=lambda item: (item[0].layer, item[0].target)):
         if block.layer == ConfigLayer.DEFAULT:
             continue
@@ -207,11 +309,11 @@ def siteconfig_export() -> dict[str, Any]:
         "format": 1,
         "settings": dict(sorted(site_settings.items())),
         "wikis": {
-            wiki_id: {
-                "suffix": family_key(family),
-                "tags": [tag_key(tag) for tag in tags.get(wiki_id, [])],
+            row["id"]: {
+                "suffix": family_key(row["family__name"]),
+                "tags": [tag_key(tag) for tag in tags.get(row["id"], [])],
             }
-            for wiki_id, family, *_ in rows
+            for row in rows
         },
     }
 
@@ -245,9 +347,11 @@ def json_bytes(data: dict[str, Any]) -> bytes:
 # --- ETags -------------------------------------------------------------------------------
 
 
-def content_etag(body: bytes) -> str:
-    """A strong ETag for `body`: its sha256, quoted as HTTP wants."""
-    return '"' + hashlib.sha256(body).hexdigest() + '"'
+def file_etag(stat: os.stat_result) -> str:
+    """The ETag of an export file as it is on disk. A file is only ever replaced whole, by a
+    rename (a new inode), and only when its bytes change, so inode, modification time and
+    size name its bytes: the write records the ETag and a conditional GET is one stat."""
+    return f'"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"'
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -277,12 +381,23 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    """Replace the file only when its bytes change, so an unchanged file keeps its ETag."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    _write_atomically(path, data)
+    return True
+
+
 @contextmanager
-def _exclusive(target: Path) -> Iterator[None]:
+def _exclusive(target: Path, name: str) -> Iterator[None]:
     """One writer at a time, reading the registry inside the lock: the last file written
     always comes from the newest registry, never from a writer that read it earlier."""
     target.mkdir(parents=True, exist_ok=True)
-    with open(target / ".lock", "w") as lock:
+    with open(target / name, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -290,29 +405,77 @@ def _exclusive(target: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+# Wiki files and farm-wide files have a lock each: a create's own file never waits for a
+# farm-wide rewrite, whose cost grows with the farm.
+WIKI_FILES_LOCK = ".wikis.lock"
+FARM_FILES_LOCK = ".lock"
+
+
+def write_wiki_files(wiki_ids: list[str], *, as_state: str | None = None) -> int:
+    """Write the wikis' own files (at most PUBLISH_BATCH ids); returns how many changed.
+
+    A wiki without a file (provisioning, or gone) is left alone: only `remove_wiki_file`
+    removes one.
+    """
+    with _exclusive(export_dir(), WIKI_FILES_LOCK):
+        written = 0
+        for wiki_id, content in wiki_files(wiki_ids, as_state=as_state).items():
+            if content is not None:
+                written += _write_if_changed(wiki_file_path(wiki_id), json_bytes(content))
+        return written
+
+
+def remove_wiki_file(wiki_id: str) -> None:
+    """Forget a wiki that never was (an abandoned create): MediaWiki answers 404 again."""
+    with _exclusive(export_dir(), WIKI_FILES_LOCK):
+        wiki_file_path(wiki_id).unlink(missing_ok=True)
+
+
 def render_exports(export: dict[str, Any] | None = None) -> dict[str, bytes]:
-    """Every export file's relative path and bytes (from `export`, farm.json's data)."""
+    """Every farm-wide file's relative path and bytes (from `export`, farm.json's data)."""
     export = farm_export() if export is None else export
-    files = {FARM_FILE: json_bytes(export), SITECONFIG_FILE: json_bytes(siteconfig_export())}
+    files = {
+        FARM_FILE: json_bytes(export),
+        SITECONFIG_FILE: json_bytes(siteconfig_export()),
+        HOSTS_FILE: json_bytes(hosts_export(export)),
+    }
     for name, wiki_ids in dblists(export).items():
         files[f"{DBLIST_DIR}/{name}.dblist"] = dblist_bytes(wiki_ids)
     return files
 
 
-def write_exports() -> dict[str, Any]:
-    """Write farm.json, siteconfig.json and the dblists; readers never see a half-written
-    file, and dblists of families or tags that no longer have served wikis are removed."""
+def write_farm_files() -> dict[str, Any]:
+    """Write farm.json, siteconfig.json, hosts.json and the dblists; readers never see a
+    half-written file, and dblists of families or tags without served wikis are removed."""
     target = export_dir()
-    with _exclusive(target):
+    with _exclusive(target, FARM_FILES_LOCK):
         export = farm_export()
         files = render_exports(export)
-        for relative, data in files.items():
-            _write_atomically(target / relative, data)
+        changed = [
+            relative
+            for relative, data in files.items()
+            if _write_if_changed(target / relative, data)
+        ]
         for stale in (target / DBLIST_DIR).glob("*.dblist"):
             if f"{DBLIST_DIR}/{stale.name}" not in files:
                 stale.unlink(missing_ok=True)
+    farm_file = target / FARM_FILE
     return {
         "wikis": len(export["wikis"]),
-        "path": str(target / FARM_FILE),
-        "etag": content_etag(files[FARM_FILE]),
+        "changed": changed,
+        "path": str(farm_file),
+        "etag": file_etag(farm_file.stat()),
     }
+
+
+def write_exports() -> dict[str, Any]:
+    """Rewrite every export file from the registry (`manage.py export_farm`)."""
+    wiki_ids = list(
+        Wiki.objects.filter(state__in=[*SERVED_STATES, *TOMBSTONE_STATES])
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    written = 0
+    for first in range(0, len(wiki_ids), PUBLISH_BATCH):
+        written += write_wiki_files(wiki_ids[first : first + PUBLISH_BATCH])
+    return {**write_farm_files(), "wiki_files": len(wiki_ids), "wiki_files_written": written}

@@ -98,7 +98,7 @@ class Wiki(models.Model):
     # two families can never map two wikis onto one database.
     database_name = models.CharField(max_length=64, unique=True)
     storage_prefix = models.CharField(max_length=64)
-    cluster = models.CharField(max_length=64, default="default")
+    cluster = models.CharField(max_length=64, default="default", db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -111,14 +111,57 @@ class Wiki(models.Model):
     current_archive_id = models.CharField(max_length=40, blank=True)
     archive_manifest = models.JSONField(null=True, blank=True)
     purge_receipt = models.JSONField(null=True, blank=True)
+    # Export publishing (farm/publishing.py): a change that affects what MediaWiki reads
+    # for this wiki bumps the serial and, if the wiki was clean, records since when it is
+    # dirty; the publisher clears the mark only if the serial is still the one it wrote.
+    export_serial = models.PositiveBigIntegerField(default=0)
+    export_dirty_since = models.DateTimeField(null=True, blank=True, db_index=True)
 
     objects = WikiQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            # The list API's filters combine state with family; created_at orders "newest".
+            models.Index(fields=["family", "state"], name="wiki_family_state"),
+        ]
 
     def __str__(self) -> str:
         return self.id
+
+
+class ClusterLoad(models.Model):
+    """How many live wikis each database cluster holds, kept by the lifecycle services so
+    that placing a new wiki reads a handful of rows instead of counting the whole farm."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    wikis = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.wikis}"
+
+
+class ExportPublisher(models.Model):
+    """The one row that makes export publishing single-flight and coalesced.
+
+    `requested_at` is set by the first change after a publish (later ones see it set and
+    enqueue nothing); `lease_until` is held by the running publisher; the counters say how
+    much was written, for the bench and the metrics.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=32, blank=True)
+    lists_written_at = models.DateTimeField(null=True, blank=True)
+    lists_writes = models.PositiveBigIntegerField(default=0)
+    wiki_files_written = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"export publisher (lists written {self.lists_writes} times)"
 
 
 class AuditEvent(models.Model):

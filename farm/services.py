@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
+from farm import publishing
 from farm.audit import audit
 from farm.errors import InvalidInput, NotAllowed, NotFound, WrongState
-from farm.exports import write_exports
 from farm.models import Family, ReservedName, Tag, Wiki, WikiState
 from farm.roles import is_ops, may_create_wikis
 from farm.validators import (
@@ -146,12 +146,13 @@ def wiki_update(
     if new_sitename is not None and new_sitename != wiki.sitename:
         wiki.sitename = new_sitename
         wiki.save(update_fields=["sitename"])
-        transaction.on_commit(write_exports)
     if new_owners is not None:
         wiki.owners.set(new_owners)
     if new_tags is not None:
         wiki.tags.set(new_tags)
     after = _wiki_registry_view(wiki)
+    if (after["sitename"], after["tags"]) != (before["sitename"], before["tags"]):
+        publishing.mark_wiki(wiki.pk)  # the sitename and tags are in what MediaWiki reads
     if after != before:
         audit(actor=actor, action="wiki.update", target=wiki, before=before, after=after)
     return wiki

@@ -144,12 +144,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "provisioning.tasks.sweep_stuck_operations",
         "schedule": env.float("FARM_SWEEP_INTERVAL", default=30.0),
     },
+    # The safety net of coalesced publishing: finishes a publish whose message was lost or
+    # whose worker was killed (it does nothing while no wiki is dirty).
+    "publish-exports": {
+        "task": "farm.tasks.publish_exports",
+        "schedule": env.float("FARM_SWEEP_INTERVAL", default=30.0),
+    },
 }
 
 # --- Farm --------------------------------------------------------------------------------
 FARM_WIKI_QUOTA = env.int("FARM_WIKI_QUOTA", default=10)
 # Where MediaWiki serves a wiki ({id} is replaced); goes into farm.json and wgServer.
 FARM_WIKI_URL = env.str("FARM_WIKI_URL", default="http://localhost/{id}/")
+# Seconds a publish waits for more changes, and the least time between two rewrites of the
+# farm-wide export files (farm.json, hosts.json, dblists, siteconfig.json).
+FARM_EXPORT_PUBLISH_WINDOW = env.float("FARM_EXPORT_PUBLISH_WINDOW", default=2.0)
 FARM_ARCHIVE_RETENTION_DAYS = env.int("FARM_ARCHIVE_RETENTION_DAYS", default=90)
 FARM_UNARCHIVE_TWO_PERSON_RULE = env.bool("FARM_UNARCHIVE_TWO_PERSON_RULE", default=False)
 # A RUNNING operation whose heartbeat is older than this is presumed lost and re-queued;

@@ -13,9 +13,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Count
 from django.utils import timezone
 
+from farm import publishing
 from farm.audit import audit
 from farm.errors import (
     InvalidInput,
@@ -34,7 +34,7 @@ from farm.validators import (
     check_text,
     check_wiki_id,
 )
-from provisioning.drivers import database_driver
+from provisioning import placement
 from provisioning.models import (
     Operation,
     OperationKind,
@@ -85,7 +85,12 @@ def _start_operation(
 
 def _transition(wiki: Wiki, *, allowed: tuple[str, ...], to: str, action: str) -> None:
     """Move the wiki's state with one conditional UPDATE, or say what its state is."""
-    if not Wiki.objects.filter(pk=wiki.pk, state__in=allowed).update(state=to):
+    moved = Wiki.objects.filter(pk=wiki.pk, state__in=allowed).update(
+        state=to, **publishing.dirty_fields()
+    )
+    if moved:
+        transaction.on_commit(publishing.request_publish)
+    else:
         current = Wiki.objects.filter(pk=wiki.pk).values_list("state", flat=True).first()
         raise WrongState(
             f"cannot {action} wiki {wiki.id}: it is {current}, "
@@ -170,16 +175,6 @@ def _check_quota(actor) -> None:
         )
 
 
-def _place(family: Family) -> str:
-    loads = dict(
-        Wiki.objects.live()
-        .values_list("cluster")
-        .annotate(n=Count("pk"))
-        .values_list("cluster", "n")
-    )
-    return database_driver().choose_cluster(loads)
-
-
 @transaction.atomic
 def wiki_create(
     *,
@@ -214,7 +209,7 @@ def wiki_create(
                 language=language,
                 database_name=database_name,
                 storage_prefix=f"wikis/{wiki_id}/",
-                cluster=_place(family_obj),
+                cluster=placement.choose(),
                 created_by=actor,
             )
     except IntegrityError as exc:  # a parallel request took the id or database name
@@ -233,6 +228,7 @@ def wiki_create(
             "tags": [t.name for t in tag_objs],
         },
     )
+    placement.take(wiki.cluster)  # last: the cluster's row stays locked until commit
     return _start_operation(wiki=wiki, kind=OperationKind.CREATE, actor=actor)
 
 

@@ -16,9 +16,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from farm.exports import write_exports
+from farm import exports, publishing
 from farm.models import Wiki, WikiState
-from provisioning import archives
+from provisioning import archives, placement
 from provisioning.drivers import database_driver, search_driver, storage_driver
 from provisioning.drivers.base import PermanentError, WikiResources
 from provisioning.models import Operation, OperationKind
@@ -65,7 +65,10 @@ def wiki_resources(wiki: Wiki) -> WikiResources:
 
 
 def _set_wiki(wiki: Wiki, **fields: Any) -> dict[str, Any]:
-    Wiki.objects.filter(pk=wiki.pk).update(**fields)
+    """Change lifecycle fields, marking the wiki's export dirty in the same UPDATE; the
+    coalesced publish then refreshes the farm-wide lists."""
+    Wiki.objects.filter(pk=wiki.pk).update(**fields, **publishing.dirty_fields())
+    transaction.on_commit(publishing.request_publish)
     for name, value in fields.items():
         setattr(wiki, name, value)
     return {name: str(value) if value is not None else None for name, value in fields.items()}
@@ -100,11 +103,12 @@ def ensure_search_indices(ctx: StepContext) -> dict[str, Any]:
 
 
 def activate(ctx: StepContext) -> dict[str, Any]:
+    # The wiki's own file first: MediaWiki serves the wiki from the moment it is active.
+    published = publishing.publish_wiki_now(ctx.wiki.id, as_state=WikiState.ACTIVE)
     result = _set_wiki(
         ctx.wiki, state=WikiState.ACTIVE, read_only=False, activated_at=timezone.now()
     )
-    write_exports()  # MediaWiki serves the wiki from the moment it is active
-    return result
+    return {**result, "export": published["path"]}
 
 
 # --- archive -----------------------------------------------------------------------------
@@ -112,7 +116,7 @@ def activate(ctx: StepContext) -> dict[str, Any]:
 
 def publish_read_only(ctx: StepContext) -> dict[str, Any]:
     _set_wiki(ctx.wiki, read_only=True)
-    return write_exports()
+    return publishing.publish_wiki_now(ctx.wiki.id)
 
 
 def dump_database(ctx: StepContext) -> dict[str, Any]:
@@ -189,7 +193,7 @@ def mark_archived(ctx: StepContext) -> dict[str, Any]:
         current_archive_id=ctx.archive_id,
         archive_manifest=manifest,
     )
-    write_exports()
+    publishing.publish_wiki_now(ctx.wiki.id)
     return {key: result[key] for key in ("state", "archived_at", "purge_after")}
 
 
@@ -262,13 +266,15 @@ def reopen_storage(ctx: StepContext) -> dict[str, Any]:
 
 def publish_read_write(ctx: StepContext) -> dict[str, Any]:
     _set_wiki(ctx.wiki, state=WikiState.ACTIVE, read_only=False, archived_at=None, purge_after=None)
-    return write_exports()
+    return publishing.publish_wiki_now(ctx.wiki.id)
 
 
 # --- purge -------------------------------------------------------------------------------
 
 
 def purge_database(ctx: StepContext) -> dict[str, Any]:
+    # MediaWiki answers 410 before the database goes, never a database error.
+    publishing.publish_wiki_now(ctx.wiki.id)
     return database_driver().purge(ctx.resources)
 
 
@@ -281,7 +287,7 @@ def purge_search_documents(ctx: StepContext) -> dict[str, Any]:
 
 
 def remove_config(ctx: StepContext) -> dict[str, Any]:
-    return write_exports()
+    return publishing.publish_wiki_now(ctx.wiki.id)
 
 
 def verify_purged(ctx: StepContext) -> dict[str, Any]:
@@ -327,6 +333,8 @@ def tombstone(ctx: StepContext) -> dict[str, Any]:
             purge_after=None,
             purge_receipt=receipt,
         )
+        placement.release(ctx.wiki.cluster)
+    publishing.publish_wiki_now(ctx.wiki.id)
     return {"receipt": "stored"}
 
 
@@ -357,8 +365,18 @@ def free_wiki_id(ctx: StepContext) -> dict[str, Any]:
     # By wiki_ref: once the row is deleted the operation's wiki is NULL, and a run repeated
     # after a crash must still succeed, or the open abandon blocks the id for good.
     wiki_id = ctx.operation.wiki_ref
-    deleted, _ = Wiki.objects.filter(pk=wiki_id, state=WikiState.PROVISIONING).delete()
-    write_exports()
+    with transaction.atomic():
+        cluster = (
+            Wiki.objects.filter(pk=wiki_id, state=WikiState.PROVISIONING)
+            .values_list("cluster", flat=True)
+            .first()
+        )
+        deleted, _ = Wiki.objects.filter(pk=wiki_id, state=WikiState.PROVISIONING).delete()
+        if deleted:
+            placement.release(cluster)
+    # activate may have written the file before a crash kept the wiki from turning active.
+    exports.remove_wiki_file(wiki_id)
+    transaction.on_commit(publishing.request_publish)
     return {"wiki_deleted": bool(deleted)}
 
 

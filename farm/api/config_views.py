@@ -7,7 +7,9 @@ Include `config_urlpatterns` under /api/v1/.
 
 from __future__ import annotations
 
-from django.http import HttpResponse
+import os
+
+from django.http import FileResponse, HttpResponse
 from django.urls import path, re_path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -247,17 +249,30 @@ class CatalogDetailView(generics.RetrieveAPIView):
 # --- exports -----------------------------------------------------------------------------
 
 
-def conditional_response(request, body: bytes, content_type: str) -> HttpResponse:
-    """The body with its ETag, or 304 when the caller already has these bytes."""
-    etag = exports.content_etag(body)
+def file_response(request, relative: str, content_type: str) -> HttpResponse:
+    """A written export file with the ETag its write recorded, or 304 when the caller holds
+    it already: a stat and a compare, whatever the size of the farm."""
+    path = exports.export_dir() / relative
+    if relative in FARM_WIDE_FILES and not path.exists():
+        exports.write_farm_files()  # a new farm, before its first publish
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise NotFound(f"there is no export {relative}", field="path") from None
+    etag = exports.file_etag(stat)
     if exports.etag_matches(request.headers.get("If-None-Match"), etag):
         response = HttpResponse(status=304)
     else:
-        response = HttpResponse(body, content_type=content_type)
+        response = FileResponse(open(path, "rb"), content_type=content_type)  # noqa: SIM115
+        # The file may have been replaced since the stat: name what is being sent.
+        etag = exports.file_etag(os.fstat(response.file_to_stream.fileno()))
     response["ETag"] = etag
     # Pollers revalidate every time: cheap, thanks to 304.
     response["Cache-Control"] = "no-cache"
     return response
+
+
+FARM_WIDE_FILES = (exports.FARM_FILE, exports.SITECONFIG_FILE, exports.HOSTS_FILE)
 
 
 class ExportView(APIView):
@@ -304,8 +319,7 @@ class FarmExportView(ExportView):
         "Every wiki with its state, database, URL, read-only flag and effective settings.",
     )
     def get(self, request):
-        body = exports.json_bytes(exports.farm_export())
-        return conditional_response(request, body, "application/json")
+        return file_response(request, exports.FARM_FILE, "application/json")
 
 
 class SiteConfigExportView(ExportView):
@@ -316,8 +330,37 @@ class SiteConfigExportView(ExportView):
         "SiteConfiguration-shaped: settings -> {default, family, tag, wiki}.",
     )
     def get(self, request):
-        body = exports.json_bytes(exports.siteconfig_export())
-        return conditional_response(request, body, "application/json")
+        return file_response(request, exports.SITECONFIG_FILE, "application/json")
+
+
+class HostsExportView(ExportView):
+    @export_schema(
+        "exports_hosts",
+        "application/json",
+        OpenApiTypes.OBJECT,
+        "Host -> wiki id, for the hosts that name one wiki (host routing).",
+    )
+    def get(self, request):
+        return file_response(request, exports.HOSTS_FILE, "application/json")
+
+
+class WikiExportView(ExportView):
+    @export_schema(
+        "exports_wiki",
+        "application/json",
+        OpenApiTypes.OBJECT,
+        "What MediaWiki reads for one wiki: state, database, URL, read-only flag and "
+        "reason, storage location and effective settings; a purged wiki's says so.",
+    )
+    def get(self, request, wiki_id: str):
+        try:
+            return file_response(
+                request, f"{exports.WIKI_DIR}/{wiki_id}.json", "application/json"
+            )
+        except NotFound:
+            raise NotFound(
+                f"wiki {wiki_id!r} has no export (unknown, or not yet active)", field="wiki_id"
+            ) from None
 
 
 class DblistIndexView(ExportView):
@@ -329,8 +372,13 @@ class DblistIndexView(ExportView):
         }
     )
     def get(self, request):
-        lists = exports.dblists(exports.farm_export())
-        return Response({name: len(wiki_ids) for name, wiki_ids in lists.items()})
+        folder = exports.export_dir() / exports.DBLIST_DIR
+        if not folder.is_dir():
+            exports.write_farm_files()  # a new farm, before its first publish
+        counts = {
+            path.stem: path.read_bytes().count(b"\n") for path in sorted(folder.glob("*.dblist"))
+        }
+        return Response(counts)
 
 
 class DblistView(ExportView):
@@ -338,12 +386,11 @@ class DblistView(ExportView):
         "exports_dblist", "text/plain", OpenApiTypes.STR, "The list's wiki ids, one a line."
     )
     def get(self, request, name: str):
-        lists = exports.dblists(exports.farm_export())
-        if name not in lists:
-            raise NotFound(f"dblist {name!r} not found", field="name")
-        return conditional_response(
-            request, exports.dblist_bytes(lists[name]), "text/plain; charset=utf-8"
-        )
+        relative = f"{exports.DBLIST_DIR}/{name}.dblist"
+        try:
+            return file_response(request, relative, "text/plain; charset=utf-8")
+        except NotFound:
+            raise NotFound(f"dblist {name!r} not found", field="name") from None
 
 
 # --- routes ------------------------------------------------------------------------------
@@ -391,6 +438,12 @@ config_urlpatterns = [
     ),
     path("exports/farm.json", FarmExportView.as_view(), name="export-farm"),
     path("exports/siteconfig.json", SiteConfigExportView.as_view(), name="export-siteconfig"),
+    path("exports/hosts.json", HostsExportView.as_view(), name="export-hosts"),
+    re_path(
+        r"^exports/wikis/(?P<wiki_id>[a-z][a-z0-9]{0,31})\.json$",
+        WikiExportView.as_view(),
+        name="export-wiki",
+    ),
     path("exports/dblists/", DblistIndexView.as_view(), name="export-dblists"),
     re_path(
         r"^exports/dblists/(?P<name>[a-z][a-z0-9-]{0,80})\.dblist$",

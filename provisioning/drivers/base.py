@@ -157,6 +157,10 @@ class StorageDriver(ABC):
         """exists (marker), bytes, counts {"objects": n, "archive_objects": n}."""
 
     @abstractmethod
+    def location(self, wiki: WikiResources) -> dict[str, str]:
+        """Where MediaWiki finds the namespace (the export's `storage`): no credentials."""
+
+    @abstractmethod
     def put_file(self, wiki: WikiResources, relative_path: str, data: bytes) -> None:
         """Store a file in the wiki's namespace (uploads; used by demos and tests)."""
 

@@ -76,6 +76,9 @@ class FilesystemStorageDriver(StorageDriver):
             details={"archive_bytes": archive_bytes},
         )
 
+    def location(self, wiki: WikiResources) -> dict[str, str]:
+        return {"type": "filesystem", "path": f"{self.namespace_path(wiki)}/"}
+
     def put_file(self, wiki: WikiResources, relative_path: str, data: bytes) -> None:
         namespace = self.namespace_path(wiki)
         target = namespace.joinpath(*_safe_segments(relative_path))

@@ -338,6 +338,16 @@ class S3StorageDriver(StorageDriver):
             details={"bucket": bucket, "bucket_exists": True, "archive_bytes": archive_bytes},
         )
 
+    def location(self, wiki: WikiResources) -> dict[str, str]:
+        location = {
+            "type": "s3",
+            "bucket": self.bucket_for(wiki),
+            "prefix": self.namespace_prefix(wiki),
+        }
+        if self.endpoint_url:
+            location["endpoint"] = self.endpoint_url
+        return location
+
     def put_file(self, wiki: WikiResources, relative_path: str, data: bytes) -> None:
         key = self.namespace_prefix(wiki) + check_relative_path(relative_path)
         if len(key.encode("utf-8")) > MAX_KEY_BYTES:

@@ -198,6 +198,9 @@ MATRIX = {
     # Exports list every wiki: ops and auditors only.
     "farm export": row("get", "/exports/farm.json", (401, 403, 403, 200, 200), needs=("active",)),
     "siteconfig export": row("get", "/exports/siteconfig.json", (401, 403, 403, 200, 200)),
+    "hosts export": row("get", "/exports/hosts.json", (401, 403, 403, 200, 200)),
+    "wiki export": row("get", "/exports/wikis/<active>.json", (401, 403, 403, 200, 200)),
+    "unknown wiki export": row("get", "/exports/wikis/nosuch.json", (401, 403, 403, 404, 404)),
     "dblist index": row("get", "/exports/dblists/", (401, 403, 403, 200, 200)),
     "dblist": row(
         "get", "/exports/dblists/all.dblist", (401, 403, 403, 200, 200), needs=("active",)

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
-from farm import config, exports
+from farm import config, exports, publishing
 from farm.models import Family, Wiki, WikiState
 from farm.services import tag_create
 from provisioning import services
@@ -50,6 +50,7 @@ def farm(farm_drivers, settings, ops_user, admin_user_a):
     config.config_set(
         actor=ops_user, layer="wiki", target="two", setting="wgRightsText", value="Two's"
     )
+    publishing.publish(respect_window=False)
     return ops_user
 
 
@@ -102,7 +103,8 @@ def test_write_exports_is_atomic_and_removes_stale_dblists(farm, settings, monke
     result = exports.write_exports()
     farm_file = target / "farm.json"
     assert result["wikis"] == 3 and result["path"] == str(farm_file)
-    assert result["etag"] == exports.content_etag(farm_file.read_bytes())
+    assert result["wiki_files"] == 4  # three served, one tombstone
+    assert result["etag"] == exports.file_etag(farm_file.stat())
     assert json.loads(farm_file.read_bytes()) == exports.farm_export()
     assert json.loads((target / "siteconfig.json").read_bytes()) == exports.siteconfig_export()
     assert (target / "dblists" / "tag-private.dblist").read_text() == "one\n"
@@ -121,6 +123,7 @@ def test_write_exports_is_atomic_and_removes_stale_dblists(farm, settings, monke
         exports.write_exports()
     assert farm_file.read_bytes() == before
     assert sorted(p.name for p in target.iterdir() if p.name.startswith(".farm")) == []
+    assert sorted(p.name for p in (target / "wikis").iterdir() if p.name.startswith(".")) == []
 
 
 def test_export_query_count_does_not_grow_with_wikis(ops_user, settings):
@@ -179,9 +182,11 @@ def test_export_of_50_wikis_within_max_queries(ops_user, django_assert_max_num_q
     assert len(export["wikis"]) == 50
 
 
-def test_etag_helpers():
-    etag = exports.content_etag(b"abc")
-    assert etag.startswith('"') and etag.endswith('"') and len(etag) == 66
+def test_etag_helpers(tmp_path):
+    path = tmp_path / "file.json"
+    path.write_bytes(b"abc")
+    etag = exports.file_etag(path.stat())
+    assert etag.startswith('"') and etag.endswith('"')
     assert exports.etag_matches(etag, etag)
     assert exports.etag_matches(f'"nope", W/{etag}', etag)
     assert exports.etag_matches("*", etag)
@@ -200,18 +205,21 @@ def test_export_api_etag_and_304(farm, admin_user_a, auditor_user):
         first = client.get(url)
         assert first.status_code == 200, first.content
         assert first["Content-Type"] == content_type
-        assert first["ETag"] == exports.content_etag(first.content)
+        relative = url.removeprefix("/api/v1/exports/")
+        assert first["ETag"] == exports.file_etag((exports.export_dir() / relative).stat())
         again = client.get(url, HTTP_IF_NONE_MATCH=first["ETag"])
         assert again.status_code == 304 and again.content == b""
         assert again["ETag"] == first["ETag"]
     farm_json = client.get("/api/v1/exports/farm.json")
-    assert json.loads(farm_json.content) == exports.farm_export()
-    assert client.get("/api/v1/exports/dblists/tag-private.dblist").content == b"one\n"
+    assert json.loads(b"".join(farm_json.streaming_content)) == exports.farm_export()
+    dblist = client.get("/api/v1/exports/dblists/tag-private.dblist")
+    assert b"".join(dblist.streaming_content) == b"one\n"
     assert client.get("/api/v1/exports/dblists/").json()["all"] == 3
     assert client.get("/api/v1/exports/dblists/nope.dblist").status_code == 404
 
-    # a change gives a new ETag, so the old one no longer matches
+    # a change gives a new ETag once it is published, so the old one no longer matches
     config.config_set(actor=farm, layer="default", setting="wgRightsText", value="CC BY")
+    publishing.publish(respect_window=False)
     changed = client.get("/api/v1/exports/farm.json", HTTP_IF_NONE_MATCH=farm_json["ETag"])
     assert changed.status_code == 200 and changed["ETag"] != farm_json["ETag"]
 

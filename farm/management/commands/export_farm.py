@@ -1,39 +1,55 @@
-"""Write farm.json, siteconfig.json and the dblists atomically to FARM_DATA_DIR/exports."""
+"""Rewrite every export file atomically in FARM_DATA_DIR/exports: each wiki's own file,
+farm.json, siteconfig.json, hosts.json and the dblists."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from farm.exports import FARM_FILE, content_etag, export_dir, render_exports, write_exports
+from farm import exports
 
 
 class Command(BaseCommand):
-    help = "Write the farm exports for MediaWiki (farm.json, siteconfig.json, dblists)."
+    help = (
+        "Rewrite the farm exports for MediaWiki now (wikis/<id>.json, farm.json, "
+        "siteconfig.json, hosts.json, dblists), whatever is marked dirty."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
             "--check",
             action="store_true",
-            help="Write nothing: print the ETag of farm.json and fail if a file on disk is "
-            "missing or differs from what the registry gives now.",
+            help="Write nothing: fail if a farm-wide file or a wiki's file on disk is missing "
+            "or differs from what the registry gives now.",
         )
 
     def handle(self, *args, check: bool = False, **options) -> None:
         if check:
             self._check()
             return
-        result = write_exports()
+        result = exports.write_exports()
         self.stdout.write(
-            f"wrote {result['path']} with {result['wikis']} wikis, ETag {result['etag']}"
+            f"wrote {result['path']} with {result['wikis']} wikis, ETag {result['etag']}; "
+            f"{result['wiki_files']} wiki files, {result['wiki_files_written']} changed"
         )
 
     def _check(self) -> None:
-        files = render_exports()
-        target = export_dir()
-        self.stdout.write(f"farm.json ETag {content_etag(files[FARM_FILE])}")
+        target = exports.export_dir()
+        files = exports.render_exports()
+        wiki_ids = list(
+            exports.Wiki.objects.filter(
+                state__in=[*exports.SERVED_STATES, *exports.TOMBSTONE_STATES]
+            ).values_list("id", flat=True)
+        )
+        for first in range(0, len(wiki_ids), exports.PUBLISH_BATCH):
+            batch = wiki_ids[first : first + exports.PUBLISH_BATCH]
+            for wiki_id, content in exports.wiki_files(batch).items():
+                if content is not None:
+                    files[f"{exports.WIKI_DIR}/{wiki_id}.json"] = exports.json_bytes(content)
         stale = [
             relative
             for relative, data in sorted(files.items())
             if not (target / relative).is_file() or (target / relative).read_bytes() != data
         ]
         if stale:
-            raise CommandError(f"exports out of date in {target}: {', '.join(stale)}")
+            more = f" and {len(stale) - 20} more" if len(stale) > 20 else ""
+            shown = ", ".join(stale[:20]) + more
+            raise CommandError(f"exports out of date in {target}: {shown}")
         self.stdout.write(f"{len(files)} export files in {target} are up to date")
