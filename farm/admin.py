@@ -3,8 +3,11 @@ actions go through the same services as the UI, the API and the CLI."""
 
 from django.contrib import admin, messages
 
+from farm import publishing
+from farm import services as registry
+from farm.config import Block
 from farm.errors import ServiceError
-from farm.models import AuditEvent, Family, ReservedName, Tag, Wiki
+from farm.models import AuditEvent, ConfigLayer, Family, ReservedName, Tag, Wiki
 from farm.roles import is_ops
 from provisioning import services
 
@@ -46,6 +49,8 @@ LIFECYCLE_FIELDS = (
     "current_archive_id",
     "archive_manifest",
     "purge_receipt",
+    "export_serial",
+    "export_dirty_since",
 )
 
 
@@ -63,6 +68,16 @@ class FamilyAdmin(OpsAdmin):
 class TagAdmin(OpsAdmin):
     list_display = ("name", "priority", "description")
     search_fields = ("name",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Config blocks and dblists name the tag: renaming it would orphan them.
+        return ("name",) if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "priority" in form.changed_data:
+            # The priority orders the tag layers of its wikis' settings.
+            publishing.mark_block(Block(ConfigLayer.TAG, obj.name))
 
 
 @admin.register(ReservedName)
@@ -108,9 +123,28 @@ class WikiAdmin(OpsAdmin):
     list_display = ("id", "sitename", "family", "state", "read_only", "cluster", "created_at")
     list_filter = ("state", "family", "tags", "legal_hold")
     search_fields = ("id", "sitename")
-    readonly_fields = LIFECYCLE_FIELDS
+    # The language is a setting (wgLanguageCode) and the legal hold has its own service.
+    readonly_fields = (*LIFECYCLE_FIELDS, "language", "legal_hold")
     filter_horizontal = ("tags", "owners")
     actions = (archive_wikis, purge_archived_wikis)
+
+    def save_model(self, request, obj, form, change):
+        """Nothing here: save_related writes the edit through the service, in one go."""
+
+    def save_related(self, request, form, formsets, change):
+        # Through the registry service, like the API, the UI and the CLI: validated,
+        # audited, and what MediaWiki reads for the wiki is marked for publishing.
+        data = form.cleaned_data
+        try:
+            registry.wiki_update(
+                actor=request.user,
+                wiki_id=form.instance.pk,
+                sitename=data["sitename"],
+                owners=[user.get_username() for user in data["owners"]],
+                tags=[tag.name for tag in data["tags"]],
+            )
+        except ServiceError as exc:
+            self.message_user(request, f"{form.instance.pk}: {exc.message}", messages.ERROR)
 
     def has_add_permission(self, request):
         return False  # wikis are created through the create operation, never by hand

@@ -55,6 +55,19 @@ class WikiCreateForm(forms.Form):
             self.initial.setdefault("family", "default")
 
 
+class WikiEditForm(forms.Form):
+    """The registry fields a wiki's admins may change: its site name and its tags."""
+
+    sitename = forms.CharField(label="Site name", max_length=255)
+    tags = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tags"].choices = [
+            (name, name) for name in Tag.objects.values_list("name", flat=True)
+        ]
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}),

@@ -24,6 +24,7 @@ urlpatterns = [
     path("wikis/new/", views.wiki_create, name="wiki-create"),
     path("ui/check-id", views.check_wiki_id_json, name="check-wiki-id"),
     path("wikis/<str:wiki_id>/", views.wiki_detail, name="wiki-detail"),
+    path("wikis/<str:wiki_id>/edit/", views.wiki_edit, name="wiki-edit"),
     path("wikis/<str:wiki_id>/archive/", views.wiki_archive, name="wiki-archive"),
     path("wikis/<str:wiki_id>/unarchive/", views.unarchive_request, name="wiki-unarchive"),
     path("wikis/<str:wiki_id>/config/", views.wiki_config, name="wiki-config"),

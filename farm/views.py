@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from farm import config
+from farm import services as registry
 from farm.errors import InvalidInput, ServiceError
 from farm.forms import (
     AuditLogFilter,
@@ -29,6 +30,7 @@ from farm.forms import (
     ReasonForm,
     SettingValueForm,
     WikiCreateForm,
+    WikiEditForm,
     WikiListFilter,
     format_setting_value,
     show_service_error,
@@ -303,6 +305,27 @@ def wiki_archive(request: HttpRequest, wiki_id: str) -> HttpResponse:
         "retention_days": settings.FARM_ARCHIVE_RETENTION_DAYS,
     }
     return render(request, "farm/wiki_archive.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wiki_edit(request: HttpRequest, wiki_id: str) -> HttpResponse:
+    """Change the site name and tags; MediaWiki's export follows within a publish window."""
+    wiki = _visible_wiki(request, wiki_id)
+    _require(_may_manage(request.user, wiki))
+    initial = {"sitename": wiki.sitename, "tags": list(wiki.tags.values_list("name", flat=True))}
+    form = WikiEditForm(request.POST or None, initial=initial)
+
+    def edit(data):
+        registry.wiki_update(
+            actor=request.user, wiki_id=wiki.id, sitename=data["sitename"], tags=data["tags"]
+        )
+        return wiki.id, f"Saved {wiki.id}."
+
+    outcome = _submit(request, form, edit)
+    if isinstance(outcome, HttpResponse):
+        return outcome
+    return render(request, "farm/wiki_edit.html", {"wiki": wiki, "form": form}, status=outcome)
 
 
 @login_required

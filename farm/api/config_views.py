@@ -354,9 +354,7 @@ class WikiExportView(ExportView):
     )
     def get(self, request, wiki_id: str):
         try:
-            return file_response(
-                request, f"{exports.WIKI_DIR}/{wiki_id}.json", "application/json"
-            )
+            return file_response(request, f"{exports.WIKI_DIR}/{wiki_id}.json", "application/json")
         except NotFound:
             raise NotFound(
                 f"wiki {wiki_id!r} has no export (unknown, or not yet active)", field="wiki_id"

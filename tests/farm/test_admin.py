@@ -53,3 +53,35 @@ def test_wikis_cannot_be_deleted_by_hand(client, staff_ops, farm_drivers):
     client.force_login(staff_ops)
     assert client.get("/admin/farm/wiki/alpha/delete/").status_code == 403
     assert Wiki.objects.filter(pk="alpha").exists()
+
+
+def test_wiki_and_tag_edits_in_the_admin_go_through_the_service_and_reach_the_export(
+    client, staff_ops, farm_drivers
+):
+    import json
+
+    from farm import exports, publishing
+    from farm.models import AuditEvent, Tag
+    from farm.services import tag_create
+
+    tag = tag_create(actor=staff_ops, name="beta", priority=1)
+    services.wiki_create(actor=staff_ops, wiki_id="alpha", family="default", sitename="A")
+    run_pending()
+    client.force_login(staff_ops)
+    response = client.post(
+        "/admin/farm/wiki/alpha/change/",
+        {"sitename": "Alpha in admin", "tags": [tag.pk], "owners": [staff_ops.pk]},
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    event = AuditEvent.objects.get(action="wiki.update", target_id="alpha")
+    assert event.after["tags"] == ["beta"] and event.actor == staff_ops
+    publishing.publish(respect_window=False)
+    exported = json.loads(exports.wiki_file_path("alpha").read_bytes())
+    assert exported["tags"] == ["beta"]
+    assert exported["settings"]["wgSitename"] == "Alpha in admin"
+
+    # A tag's priority orders its wikis' settings: the change marks them for publishing.
+    response = client.post(f"/admin/farm/tag/{tag.pk}/change/", {"priority": 5, "description": ""})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Tag.objects.get(pk=tag.pk).priority == 5
+    assert Wiki.objects.get(pk="alpha").export_dirty_since is not None

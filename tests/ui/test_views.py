@@ -166,6 +166,31 @@ def test_archive_says_what_happens_then_archives(farm_drivers, admin_user_a, wik
     assert again.status_code == 409 and b"cannot archive" in again.content
 
 
+def test_edit_name_and_tags_goes_through_the_service_and_reaches_the_export(
+    farm_drivers, admin_user_a, ops_user, wikis
+):
+    import json
+
+    from farm import exports, publishing
+    from farm.services import tag_create
+
+    tag_create(actor=ops_user, name="beta")
+    wikis.active(admin_user_a, "alicewiki")
+    client = browser(admin_user_a)
+    url = reverse("wiki-edit", args=["alicewiki"])
+    form = client.get(url)
+    assert form.status_code == 200 and b'name="sitename"' in form.content
+    bad = submit(client, url, {"sitename": "", "tags": ["beta"]})
+    assert bad.status_code == 400
+    assert submit(client, url, {"sitename": "Renamed", "tags": ["beta"]}).status_code == 302
+    assert AuditEvent.objects.filter(action="wiki.update", target_id="alicewiki").exists()
+    publishing.publish(respect_window=False)
+    exported = json.loads(exports.wiki_file_path("alicewiki").read_bytes())
+    assert exported["tags"] == ["beta"] and exported["settings"]["wgSitename"] == "Renamed"
+    unknown = submit(client, url, {"sitename": "X", "tags": ["nope"]})
+    assert unknown.status_code == 400 and b"nope" in unknown.content
+
+
 def test_unarchive_request_needs_a_reason(farm_drivers, admin_user_a, wikis):
     wikis.archived(admin_user_a, "alicewiki")
     client = browser(admin_user_a)

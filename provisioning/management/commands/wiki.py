@@ -9,6 +9,7 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from farm import services as registry
 from farm.errors import ServiceError
 from farm.models import Wiki
 from provisioning import services
@@ -33,6 +34,15 @@ class Command(BaseCommand):
         create.add_argument("--language", default="en")
         create.add_argument("--tag", action="append", default=[], dest="tags")
         create.add_argument("--owner", action="append", default=[], dest="owners")
+
+        update = actions.add_parser(
+            "update", help="change a wiki's sitename, tags or owners (given ones replace)"
+        )
+        update.add_argument("wiki_id")
+        update.add_argument("--sitename")
+        update.add_argument("--tag", action="append", dest="tags", help="repeat for several")
+        update.add_argument("--no-tags", action="store_true", help="remove every tag")
+        update.add_argument("--owner", action="append", dest="owners", help="repeat for several")
 
         actions.add_parser("archive", help="archive a wiki").add_argument("wiki_id")
         unarchive = actions.add_parser("unarchive", help="request the unarchive of a wiki")
@@ -69,6 +79,9 @@ class Command(BaseCommand):
             )
             if options.get("wait"):
                 self._follow(result)
+        elif isinstance(result, Wiki):
+            tags = ", ".join(result.tags.values_list("name", flat=True)) or "no tags"
+            self.stdout.write(f"wiki {result.pk} updated: {result.sitename!r}, {tags}")
         elif isinstance(result, UnarchiveRequest):
             self.stdout.write(f"unarchive request {result.pk} for {result.wiki_id}: {result.state}")
 
@@ -92,6 +105,15 @@ class Command(BaseCommand):
             language=options["language"],
             tags=options["tags"],
             owners=owners or None,
+        )
+
+    def _update(self, actor, options):
+        return registry.wiki_update(
+            actor=actor,
+            wiki_id=options["wiki_id"],
+            sitename=options["sitename"],
+            tags=[] if options["no_tags"] else options["tags"],
+            owners=options["owners"],
         )
 
     def _archive(self, actor, options):
