@@ -5,20 +5,28 @@
  * Require it at the END of the farm's one LocalSettings.php, after the farm-wide settings
  * (database credentials, $wgSecretKey, skins, caches), and set before that:
  *
- *   $wgFarmExportFile = '/var/lib/wiki-farm-portal/exports/farm.json';  // required
+ *   $wgFarmExportDir = '/var/lib/wiki-farm-portal/exports';  // required
  *   $wgFarmSelectBy = 'path';         // 'path': /<wiki id>/... (default); 'host': by Host
  *   $wgFarmDatabaseHosts = [];        // cluster name => host[:port], overrides the export
  *
- * It then picks the wiki of this request (or of a maintenance script's --wiki=<id>), and:
- * - answers 404 for an unknown id and 410 for a purged one (the export's tombstones),
- *   and 503 for an archived wiki (its database is in the archive, not on a server);
- * - sets $wgDBname and $wgDBserver from the export, $wgServer and $wgScriptPath from the
- *   wiki's URL, then the wiki's effective settings (settings the portal marks as `merge`
+ * It then picks the wiki of this request (or of a maintenance script's --wiki=<id>) and
+ * reads that wiki's file only, <export dir>/wikis/<id>.json (a few KB; cached in APCu when
+ * present), so a request costs the same at 10 wikis and at 100,000. By host, the Host's
+ * first label is tried as the id first; other hosts (custom ones) are looked up in
+ * hosts.json, whose answers are cached in APCu per version of the file. Then it:
+ * - answers 404 for an unknown id, 410 for a purged one (or one being purged), and 503
+ *   for an archived wiki (its database is in the archive, not on a server);
+ * - sets $wgDBname and $wgDBserver from the wiki's file, $wgServer and $wgScriptPath from
+ *   its URL, then its effective settings (the settings its file lists in `merge_settings`
  *   are merged into MediaWiki's defaults, e.g. $wgGroupPermissions);
  * - makes a read-only wiki (one being archived, say) read-only with $wgReadOnly.
  *
  * Settings that hold connections or secrets ($wgDB*, $wgSecretKey, ...) are never taken
- * from the export, whatever it contains.
+ * from the export, whatever it contains. The farm-wide files of the export (farm.json,
+ * siteconfig.json, the dblists) are never read here.
+ *
+ * Define WIKI_FARM_SETTINGS_NO_SETUP before requiring this file to load the class only
+ * (bench/php_include.php does, to time WikiFarmSettings::setUp() itself).
  */
 
 if ( !defined( 'MEDIAWIKI' ) ) {
@@ -33,53 +41,169 @@ final class WikiFarmSettings {
 		'wgAuthenticationTokenVersion', 'wgLBFactoryConf', 'wgExternalServers',
 		'wgLocalDatabases', 'wgConf', 'wgSettings',
 	];
+	private const WIKI_FORMAT = 3;
+	private const HOSTS_FORMAT = 1;
+	// The wiki is served in these states (read-only while archiving).
+	private const SERVED_STATES = [ 'active', 'archiving' ];
 	// The database is not on a server in these states: MediaWiki cannot serve the wiki.
 	private const OFFLINE_STATES = [ 'archived', 'unarchiving' ];
+	// The wiki is gone, or going: its file is a tombstone.
+	private const GONE_STATES = [ 'purging', 'purged' ];
+	private const APCU_TTL = 300;
+	// hosts.json is cached in APCu in shards of about this many hosts, found by a hash of
+	// the host: a lookup fetches one small shard, whatever the size of the farm.
+	private const HOSTS_PER_SHARD = 32;
 
-	/** The export, decoded; cached in APCu (when present) until the file changes. */
-	public static function loadExport( string $file ): array {
-		$stat = @stat( $file );
-		if ( $stat === false ) {
-			self::refuse( 503, "The wiki farm's export $file is missing." );
-		}
-		$key = 'wikifarm:' . md5( $file ) . ':' . $stat['mtime'] . ':' . $stat['size'] . ':'
-			. $stat['ino'];
-		$apcu = function_exists( 'apcu_fetch' ) && ini_get( 'apc.enabled' );
-		if ( $apcu ) {
-			$cached = apcu_fetch( $key, $found );
-			if ( $found ) {
-				return $cached;
-			}
-		}
-		$export = json_decode( (string)file_get_contents( $file ), true );
-		if ( !is_array( $export ) || !isset( $export['wikis'] ) ) {
-			self::refuse( 503, "The wiki farm's export $file is not valid." );
-		}
-		if ( $apcu ) {
-			apcu_store( $key, $export, 300 );
-		}
-		return $export;
+	private static function apcu(): bool {
+		// Off on the command line unless apc.enable_cli is set.
+		return function_exists( 'apcu_enabled' ) && apcu_enabled();
 	}
 
-	/** The wiki id this request or maintenance script is for, or null. */
-	public static function requestedWikiId( array $export, string $selectBy ): ?string {
-		if ( self::isCli() ) {
-			// Maintenance scripts: --wiki=<id> defines MW_DB; or MW_DB in the environment.
-			$id = defined( 'MW_DB' ) ? MW_DB : getenv( 'MW_DB' );
-			return is_string( $id ) && $id !== '' ? $id : null;
+	/** APCu key of a file's contents: it changes with the file (rename gives a new inode). */
+	private static function cacheKey( string $file, array $stat ): string {
+		return 'wikifarm:' . md5( $file ) . ':' . $stat['mtime'] . ':' . $stat['size'] . ':'
+			. $stat['ino'];
+	}
+
+	/**
+	 * A wiki's file, decoded, or null if there is none. Not cached in APCu: reading and
+	 * decoding its few KB costs about as much as a fetch, and a cache keyed by the file's stat
+	 * (whole seconds) could serve a stale file replaced twice within a second.
+	 */
+	private static function loadJson( string $file, string $what ): ?array {
+		$json = @file_get_contents( $file );
+		if ( $json === false ) {
+			return null;
 		}
-		if ( $selectBy === 'host' ) {
-			$host = strtolower( preg_replace( '/:\d+$/', '', $_SERVER['HTTP_HOST'] ?? '' ) );
-			foreach ( $export['wikis'] as $id => $wiki ) {
-				if ( strtolower( (string)parse_url( $wiki['url'], PHP_URL_HOST ) ) === $host ) {
-					return (string)$id;
+		$data = json_decode( $json, true );
+		if ( !is_array( $data ) ) {
+			self::refuse( 503, "The wiki farm's export of $what is not valid." );
+		}
+		return $data;
+	}
+
+	/** The wiki's file, decoded, or null if there is none (or the id is not an id). */
+	public static function loadWiki( string $dir, string $id ): ?array {
+		// Checked before the id goes into a path.
+		if ( !preg_match( self::WIKI_ID_RE, $id ) ) {
+			return null;
+		}
+		$wiki = self::loadJson( "$dir/wikis/$id.json", "wiki $id" );
+		if ( $wiki === null ) {
+			if ( !is_dir( "$dir/wikis" ) ) {
+				// Not mounted, say: not a reason to tell every visitor there is no wiki.
+				self::refuse( 503, "The wiki farm's export is missing." );
+			}
+			return null;
+		}
+		if ( ( $wiki['format'] ?? null ) !== self::WIKI_FORMAT || ( $wiki['id'] ?? null ) !== $id
+			|| !is_string( $wiki['state'] ?? null )
+		) {
+			self::refuse( 503, "The wiki farm's export of wiki $id is not valid." );
+		}
+		return $wiki;
+	}
+
+	/** The wiki id hosts.json gives the host, or null. */
+	public static function lookUpHost( string $dir, string $host ): ?string {
+		$file = "$dir/hosts.json";
+		$apcu = self::apcu();
+		if ( $apcu ) {
+			$stat = @stat( $file );
+			if ( $stat === false ) {
+				return null;
+			}
+			// A missing entry means "not cached", never "not in hosts.json": entries may be
+			// evicted one by one, and an unknown host must not cost the whole file.
+			$key = self::cacheKey( $file, $stat ) . ':hosts';
+			$shards = apcu_fetch( "$key:shards", $found );
+			if ( $found ) {
+				$shard = apcu_fetch( "$key:" . self::shardOf( $host, $shards ), $found );
+				if ( $found ) {
+					return $shard[$host] ?? null;
 				}
 			}
-			// An unknown host may still be a purged wiki's: the first label is its id.
-			return explode( '.', $host )[0] ?: null;
 		}
-		$path = (string)parse_url( $_SERVER['REQUEST_URI'] ?? '/', PHP_URL_PATH );
-		return preg_match( '#^/([^/]+)#', $path, $m ) ? $m[1] : null;
+		$json = @file_get_contents( $file );
+		if ( $json === false ) {
+			return null;
+		}
+		$data = json_decode( $json, true );
+		if ( !is_array( $data ) || ( $data['format'] ?? null ) !== self::HOSTS_FORMAT
+			|| !is_array( $data['hosts'] ?? null )
+		) {
+			self::refuse( 503, "The wiki farm's export of hosts is not valid." );
+		}
+		$hosts = array_change_key_case( $data['hosts'], CASE_LOWER );
+		if ( $apcu ) {
+			$shards = 1;
+			while ( $shards * self::HOSTS_PER_SHARD < count( $hosts ) ) {
+				$shards *= 2;
+			}
+			$entries = array_fill( 0, $shards, [] );
+			foreach ( $hosts as $name => $id ) {
+				$entries[self::shardOf( (string)$name, $shards )][$name] = $id;
+			}
+			$store = [];
+			foreach ( $entries as $shard => $entry ) {
+				$store["$key:$shard"] = $entry;
+			}
+			// The shard count last: once it is there, a missing shard was evicted.
+			$store["$key:shards"] = $shards;
+			apcu_store( $store, null, self::APCU_TTL );
+		}
+		$id = $hosts[$host] ?? null;
+		return is_string( $id ) ? $id : null;
+	}
+
+	private static function shardOf( string $host, int $shards ): int {
+		return crc32( $host ) & ( $shards - 1 );
+	}
+
+	/** Lower case, without a port. */
+	private static function normalizeHost( string $host ): string {
+		return strtolower( preg_replace( '/:\d+$/', '', $host ) );
+	}
+
+	/**
+	 * The id of the wiki this request or maintenance script is for (or null), and that
+	 * wiki's file (or null if there is none).
+	 */
+	public static function requestedWiki( string $dir, string $selectBy, bool $script ): array {
+		if ( $script ) {
+			// Maintenance scripts: --wiki=<id> defines MW_DB; or MW_DB in the environment.
+			$id = defined( 'MW_DB' ) ? MW_DB : getenv( 'MW_DB' );
+			$id = is_string( $id ) && $id !== '' ? $id : null;
+		} elseif ( $selectBy === 'host' ) {
+			return self::wikiForHost( $dir, self::normalizeHost( $_SERVER['HTTP_HOST'] ?? '' ) );
+		} else {
+			$path = (string)parse_url( $_SERVER['REQUEST_URI'] ?? '/', PHP_URL_PATH );
+			$id = preg_match( '#^/([^/]+)#', $path, $m ) ? $m[1] : null;
+		}
+		return [ $id, $id === null ? null : self::loadWiki( $dir, $id ) ];
+	}
+
+	/** By host: <id>.<domain> is tried first, then hosts.json (custom hosts). */
+	private static function wikiForHost( string $dir, string $host ): array {
+		$candidate = explode( '.', $host )[0];
+		if ( $candidate === '' ) {
+			return [ null, null ];
+		}
+		$wiki = self::loadWiki( $dir, $candidate );
+		if ( $wiki !== null && isset( $wiki['host'] )
+			&& self::normalizeHost( (string)$wiki['host'] ) === $host
+		) {
+			return [ $candidate, $wiki ];
+		}
+		$id = self::lookUpHost( $dir, $host );
+		if ( $id !== null ) {
+			return [ $id, self::loadWiki( $dir, $id ) ];
+		}
+		// A purged wiki's file has no host any more: its old host still gets the 410.
+		if ( $wiki !== null && !isset( $wiki['host'] ) ) {
+			return [ $candidate, $wiki ];
+		}
+		return [ $candidate, null ];
 	}
 
 	/** Stop here with an HTTP status (or, for a script, an exit code) and a message. */
@@ -98,33 +222,40 @@ final class WikiFarmSettings {
 		exit( 0 );
 	}
 
-	/** The export's entry for the wiki, or a refusal saying why there is none. */
-	public static function select( array $export, ?string $id ): array {
+	/** The wiki's file if it can be served, or a refusal saying why not. */
+	public static function select( ?string $id, ?array $wiki, bool $script ): array {
 		if ( $id === null ) {
-			self::refuse( 404, self::isCli()
+			self::refuse( 404, $script
 				? 'No wiki given: run maintenance scripts with --wiki=<wiki id>.'
 				: 'No wiki here: the URL must start with a wiki id.' );
 		}
 		if ( !preg_match( self::WIKI_ID_RE, $id ) ) {
 			self::refuse( 404, 'No such wiki.' );
 		}
-		if ( in_array( $id, $export['tombstones'] ?? [], true ) ) {
-			self::refuse( 410, "The wiki $id was deleted." );
-		}
-		$wiki = $export['wikis'][$id] ?? null;
 		if ( $wiki === null ) {
 			self::refuse( 404, "There is no wiki $id." );
 		}
-		if ( in_array( $wiki['state'], self::OFFLINE_STATES, true ) ) {
+		$state = $wiki['state'];
+		if ( in_array( $state, self::GONE_STATES, true ) ) {
+			self::refuse( 410, "The wiki $id was deleted." );
+		}
+		if ( in_array( $state, self::OFFLINE_STATES, true ) ) {
 			self::refuse( 503, "The wiki $id is archived; its owners can ask for it back." );
+		}
+		if ( !in_array( $state, self::SERVED_STATES, true ) ) {
+			self::refuse( 503, "The wiki $id is not available now." );
+		}
+		if ( !is_array( $wiki['database'] ?? null ) || !is_string( $wiki['url'] ?? null ) ) {
+			self::refuse( 503, "The wiki farm's export of wiki $id is not valid." );
 		}
 		return $wiki;
 	}
 
 	/** $wgDB* for the wiki's database; only MariaDB/MySQL databases can be served. */
 	public static function applyDatabase( array $database, array $hosts ): void {
-		if ( !in_array( $database['type'], [ 'mariadb', 'mysql' ], true ) ) {
-			self::refuse( 500, "Database type {$database['type']} cannot be served." );
+		if ( !in_array( $database['type'] ?? null, [ 'mariadb', 'mysql' ], true ) ) {
+			$type = $database['type'] ?? '(none)';
+			self::refuse( 500, "Database type $type cannot be served." );
 		}
 		$GLOBALS['wgDBtype'] = 'mysql';
 		$GLOBALS['wgDBname'] = $database['name'];
@@ -192,20 +323,29 @@ final class WikiFarmSettings {
 		return PHP_SAPI === 'cli' || PHP_SAPI === 'phpdbg';
 	}
 
-	public static function setUp(): void {
-		$file = $GLOBALS['wgFarmExportFile'] ?? null;
-		if ( !is_string( $file ) || $file === '' ) {
-			self::refuse( 500, 'Set $wgFarmExportFile before including FarmSettings.php.' );
+	/**
+	 * Pick this request's wiki and set it up. $script: whether this is a maintenance script
+	 * (the wiki from --wiki=<id>); by default when PHP runs from the command line.
+	 * bench/php_include.php passes false, to time web requests from the command line.
+	 */
+	public static function setUp( ?bool $script = null ): void {
+		$script ??= self::isCli();
+		$dir = $GLOBALS['wgFarmExportDir'] ?? null;
+		if ( !is_string( $dir ) || $dir === '' ) {
+			self::refuse( 500, 'Set $wgFarmExportDir before including FarmSettings.php.' );
 		}
-		$export = self::loadExport( $file );
+		$dir = rtrim( $dir, '/' );
 		$selectBy = $GLOBALS['wgFarmSelectBy'] ?? 'path';
-		$id = self::requestedWikiId( $export, $selectBy );
-		$wiki = self::select( $export, $id );
+		[ $id, $wiki ] = self::requestedWiki( $dir, $selectBy, $script );
+		$wiki = self::select( $id, $wiki, $script );
 		self::applyDatabase( $wiki['database'], $GLOBALS['wgFarmDatabaseHosts'] ?? [] );
 		self::applyUrl( $wiki['url'] );
-		self::applySettings( $wiki['settings'] ?? [], $export['merge_settings'] ?? [] );
-		if ( $wiki['read_only'] && empty( $GLOBALS['wgReadOnly'] ) ) {
-			$GLOBALS['wgReadOnly'] = "This wiki is read-only while it is {$wiki['state']}.";
+		self::applySettings( $wiki['settings'] ?? [], $wiki['merge_settings'] ?? [] );
+		if ( !empty( $wiki['read_only'] ) && empty( $GLOBALS['wgReadOnly'] ) ) {
+			$reason = $wiki['read_only_reason'] ?? null;
+			$GLOBALS['wgReadOnly'] = is_string( $reason ) && $reason !== ''
+				? $reason
+				: "This wiki is read-only while it is {$wiki['state']}.";
 		}
 		// For the rest of LocalSettings.php (per-wiki upload folders, say).
 		$GLOBALS['wgFarmWikiId'] = $id;
@@ -213,4 +353,6 @@ final class WikiFarmSettings {
 	}
 }
 
-WikiFarmSettings::setUp();
+if ( !defined( 'WIKI_FARM_SETTINGS_NO_SETUP' ) ) {
+	WikiFarmSettings::setUp();
+}

@@ -6,9 +6,10 @@
  *     php -S 127.0.0.1:8080 -t /usr/share/mediawiki contrib/mediawiki/router.php
  *
  * /<id>/, /<id>/index.php/<title> and /<id>/{api,load,rest}.php run MediaWiki's entry
- * points (LocalSettings.php includes FarmSettings.php, which picks the wiki and answers
- * 404/410 for unknown and purged ids); /<id>/{resources,skins,extensions}/... are its static
- * files. For testing and development: production uses a real web server with the same map.
+ * points (LocalSettings.php includes FarmSettings.php, which reads the wiki's
+ * <export dir>/wikis/<id>.json and answers 404/410/503 for unknown, purged and archived
+ * ids); /<id>/{resources,skins,extensions}/... are its static files. For testing and
+ * development: production uses a real web server with the same map.
  */
 
 $IP = rtrim( getenv( 'MW_INSTALL_PATH' ) ?: '/usr/share/mediawiki', '/' );

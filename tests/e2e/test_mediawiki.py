@@ -20,7 +20,7 @@ from pathlib import Path
 import MySQLdb
 import pytest
 
-from farm import config
+from farm import config, exports, publishing
 from farm.models import Wiki, WikiState
 from provisioning import services
 from provisioning.drivers import reset_drivers
@@ -49,7 +49,7 @@ $wgMainCacheType = CACHE_NONE;
 $wgCacheDirectory = '{cache}';
 $wgShowExceptionDetails = true;
 wfLoadSkin( 'Vector' );
-$wgFarmExportFile = '{export}';
+$wgFarmExportDir = '{export}';
 require_once '{include}';
 """
 
@@ -83,7 +83,7 @@ def php_server(tmp_path):
         LOCAL_SETTINGS.format(
             secret=secrets.token_hex(32),
             cache=tmp_path / "cache",
-            export=tmp_path / "exports" / "farm.json",
+            export=tmp_path / "exports",
             include=CONTRIB / "FarmSettings.php",
         )
     )
@@ -213,7 +213,7 @@ def create_wiki(actor, wiki_id: str, sitename: str, created: list[str]) -> None:
 
 
 def test_mediawiki_serves_the_wikis_the_portal_provisions(
-    mediawiki_farm, ops_user, admin_user_a, monkeypatch, django_capture_on_commit_callbacks
+    mediawiki_farm, ops_user, admin_user_a, monkeypatch
 ):
     base, local_settings, created = mediawiki_farm
     run = secrets.token_hex(3)
@@ -240,17 +240,23 @@ def test_mediawiki_serves_the_wikis_the_portal_provisions(
     status, html = page(base, wiki_b, "Farm test")
     assert status == 404 and marker not in html
 
-    # A sitename changed in the portal appears once the export is written.
-    with django_capture_on_commit_callbacks(execute=True):
-        config.config_set(
-            actor=admin_user_a,
-            layer="wiki",
-            target=wiki_a,
-            setting="wgSitename",
-            value=f"Renamed {run}",
-        )
+    # A sitename changed in the portal appears once the publish writes the wiki's file,
+    # and the other wiki's file is not rewritten.
+    other_file = exports.wiki_file_path(wiki_b)
+    other_before = other_file.stat().st_mtime_ns
+    config.config_set(
+        actor=admin_user_a,
+        layer="wiki",
+        target=wiki_a,
+        setting="wgSitename",
+        value=f"Renamed {run}",
+    )
+    status, html = page(base, wiki_a, "Main Page")
+    assert f"<title>Alpha {run}</title>" in html  # not yet published
+    publishing.publish(respect_window=False)
     status, html = page(base, wiki_a, "Main Page")
     assert f"<title>Renamed {run}</title>" in html
+    assert other_file.stat().st_mtime_ns == other_before
 
     # While it is archived (published read-only, database not yet dropped), edits are
     # refused by MediaWiki itself; once archived, by the include.
@@ -285,6 +291,7 @@ def test_mediawiki_serves_the_wikis_the_portal_provisions(
     assert Wiki.objects.get(pk=wiki_b).state == WikiState.PURGED
     status, body = page(base, wiki_b, "Main Page")
     assert status == 410 and wiki_b in body
+    assert json.loads(exports.wiki_file_path(wiki_b).read_bytes())["state"] == "purged"
 
     # Maintenance scripts pick the wiki with --wiki=<id>, through the same include.
     stats = maintenance_script(local_settings, "showSiteStats.php", wiki_a)
