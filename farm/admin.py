@@ -49,6 +49,8 @@ LIFECYCLE_FIELDS = (
     "current_archive_id",
     "archive_manifest",
     "purge_receipt",
+    "closed_reason",
+    "offline",
     "export_serial",
     "export_dirty_since",
 )
@@ -107,6 +109,29 @@ def archive_wikis(modeladmin, request, queryset):
     )
 
 
+@admin.action(description="Close the selected wikis (read-only, still served)")
+def close_wikis(modeladmin, request, queryset):
+    reason = f"Closed by {request.user.get_username()}."
+    _run_service(
+        modeladmin,
+        request,
+        queryset,
+        "close",
+        lambda wiki: services.wiki_close(actor=request.user, wiki_id=wiki.id, reason=reason),
+    )
+
+
+@admin.action(description="Reopen the selected closed wikis")
+def reopen_wikis(modeladmin, request, queryset):
+    _run_service(
+        modeladmin,
+        request,
+        queryset,
+        "reopen",
+        lambda wiki: services.wiki_reopen(actor=request.user, wiki_id=wiki.id),
+    )
+
+
 @admin.action(description="Purge the selected archived wikis (cannot be undone)")
 def purge_archived_wikis(modeladmin, request, queryset):
     _run_service(
@@ -126,7 +151,7 @@ class WikiAdmin(OpsAdmin):
     # The language is a setting (wgLanguageCode) and the legal hold has its own service.
     readonly_fields = (*LIFECYCLE_FIELDS, "language", "legal_hold")
     filter_horizontal = ("tags", "owners")
-    actions = (archive_wikis, purge_archived_wikis)
+    actions = (close_wikis, reopen_wikis, archive_wikis, purge_archived_wikis)
 
     def save_model(self, request, obj, form, change):
         """Nothing here: save_related writes the edit through the service, in one go."""

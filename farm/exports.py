@@ -50,6 +50,7 @@ WIKI_FILE_FORMAT = 3
 # Wikis MediaWiki serves: archived ones read-only; provisioning, purging and purged ones not.
 SERVED_STATES = (
     WikiState.ACTIVE,
+    WikiState.CLOSED,
     WikiState.ARCHIVING,
     WikiState.ARCHIVED,
     WikiState.UNARCHIVING,
@@ -95,6 +96,11 @@ def _database_description() -> tuple[str, dict[str, str]]:
     return engine, hosts
 
 
+def _sqlite_dir() -> str:
+    """Where the embedded driver keeps `<database name>.sqlite` ($wgSQLiteDataDir)."""
+    return str(Path(settings.FARM_DRIVERS["database"]["options"]["root"]).resolve())
+
+
 # --- reading the registry (a constant number of queries) ----------------------------------
 
 WIKI_FIELDS = (
@@ -102,6 +108,8 @@ WIKI_FIELDS = (
     "family__name",
     "state",
     "read_only",
+    "closed_reason",
+    "offline",
     "database_name",
     "storage_prefix",
     "cluster",
@@ -143,18 +151,21 @@ def _merge_settings() -> list[str]:
     )
 
 
-def _read_only_reason(state: str, read_only: bool, settings_: dict[str, Any]) -> str | None:
+def _read_only_reason(row: dict[str, Any], settings_: dict[str, Any]) -> str | None:
     """Why MediaWiki must refuse edits, or None when the wiki is writable."""
     if settings_.get("wgReadOnly"):
         return str(settings_["wgReadOnly"])
-    if state != WikiState.ACTIVE or read_only:
-        return f"This wiki is read-only while it is {state}."
+    if row["state"] == WikiState.CLOSED:
+        return row["closed_reason"] or "This wiki is closed."
+    if row["state"] != WikiState.ACTIVE or row["read_only"]:
+        return f"This wiki is read-only while it is {row['state']}."
     return None
 
 
 def _served_entries(rows: list[dict], *, with_storage: bool) -> dict[str, dict[str, Any]]:
     """The export entry of each served wiki in `rows`."""
     engine, hosts = _database_description()
+    sqlite_dir = _sqlite_dir() if engine == "sqlite" else ""
     # A batch names its wikis; the whole farm is cheaper read without a list of ids.
     ids = [row["id"] for row in rows]
     tags = _tags_of(ids if len(ids) <= PUBLISH_BATCH else None)
@@ -168,7 +179,9 @@ def _served_entries(rows: list[dict], *, with_storage: bool) -> dict[str, dict[s
         database = {"type": engine, "name": row["database_name"], "cluster": row["cluster"]}
         if row["cluster"] in hosts:
             database["host"] = hosts[row["cluster"]]
-        reason = _read_only_reason(row["state"], row["read_only"], effective[wiki_id])
+        if sqlite_dir:
+            database["dir"] = sqlite_dir
+        reason = _read_only_reason(row, effective[wiki_id])
         url = wiki_url(wiki_id)
         entry = {
             "family": row["family__name"],
@@ -176,6 +189,7 @@ def _served_entries(rows: list[dict], *, with_storage: bool) -> dict[str, dict[s
             "state": row["state"],
             "read_only": reason is not None,
             "read_only_reason": reason,
+            "offline": row["offline"],
             "url": url,
             "host": (urlsplit(url).hostname or "").lower(),
             "database": database,

@@ -61,6 +61,8 @@ class ReservedName(models.Model):
 class WikiState(models.TextChoices):
     PROVISIONING = "provisioning"
     ACTIVE = "active"
+    # Read-only but still served (Wikimedia's and Miraheze's "closed wiki").
+    CLOSED = "closed"
     ARCHIVING = "archiving"
     ARCHIVED = "archived"
     UNARCHIVING = "unarchiving"
@@ -94,6 +96,11 @@ class Wiki(models.Model):
         max_length=16, choices=WikiState.choices, default=WikiState.PROVISIONING, db_index=True
     )
     read_only = models.BooleanField(default=False)
+    # Why a closed wiki is closed: MediaWiki shows it ($wgReadOnly).
+    closed_reason = models.CharField(max_length=500, blank=True)
+    # Set by archive once its dump is verified and before the database is dropped: from
+    # then on MediaWiki answers 503, never a database error.
+    offline = models.BooleanField(default=False)
     # Derived once at creation from the family pattern and the id; never changed, unique so
     # two families can never map two wikis onto one database.
     database_name = models.CharField(max_length=64, unique=True)

@@ -276,6 +276,7 @@ def wiki_detail(request: HttpRequest, wiki_id: str) -> HttpResponse:
             state=UnarchiveRequestState.PENDING
         ).first(),
         "may_manage": _may_manage(request.user, wiki),
+        "may_close": _may_close(request.user, wiki),
         "may_purge": is_ops(request.user),
         "archive_bytes": archive_bytes(wiki),
         "owners": wiki.owners.order_by("username").values_list("username", flat=True),
@@ -326,6 +327,42 @@ def wiki_edit(request: HttpRequest, wiki_id: str) -> HttpResponse:
     if isinstance(outcome, HttpResponse):
         return outcome
     return render(request, "farm/wiki_edit.html", {"wiki": wiki, "form": form}, status=outcome)
+
+
+def _may_close(user, wiki: Wiki) -> bool:
+    return is_ops(user) or (settings.FARM_OWNERS_MAY_CLOSE and _may_manage(user, wiki))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wiki_close(request: HttpRequest, wiki_id: str) -> HttpResponse:
+    """Close a wiki: MediaWiki keeps serving it, read-only, with the reason given."""
+    wiki = _visible_wiki(request, wiki_id)
+    _require(_may_close(request.user, wiki))
+    form = ReasonForm(request.POST or None)
+
+    def close(data):
+        lifecycle.wiki_close(actor=request.user, wiki_id=wiki.id, reason=data["reason"])
+        return wiki.id, f"Closing {wiki.id}: it stays online, read-only."
+
+    outcome = _submit(request, form, close)
+    if isinstance(outcome, HttpResponse):
+        return outcome
+    return render(request, "farm/wiki_close.html", {"wiki": wiki, "form": form}, status=outcome)
+
+
+@login_required
+@require_POST
+def wiki_reopen(request: HttpRequest, wiki_id: str) -> HttpResponse:
+    wiki = _visible_wiki(request, wiki_id)
+    _require(_may_close(request.user, wiki))
+    try:
+        lifecycle.wiki_reopen(actor=request.user, wiki_id=wiki.id)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Reopening {wiki.id}: it becomes writable again.")
+    return redirect("wiki-detail", wiki_id=wiki.id)
 
 
 @login_required

@@ -161,6 +161,8 @@ FARM_WIKI_URL = env.str("FARM_WIKI_URL", default="http://localhost/{id}/")
 FARM_EXPORT_PUBLISH_WINDOW = env.float("FARM_EXPORT_PUBLISH_WINDOW", default=2.0)
 FARM_ARCHIVE_RETENTION_DAYS = env.int("FARM_ARCHIVE_RETENTION_DAYS", default=90)
 FARM_UNARCHIVE_TWO_PERSON_RULE = env.bool("FARM_UNARCHIVE_TWO_PERSON_RULE", default=False)
+# Ops close and reopen wikis; with this on, so may each wiki's own admins.
+FARM_OWNERS_MAY_CLOSE = env.bool("FARM_OWNERS_MAY_CLOSE", default=False)
 # A RUNNING operation whose heartbeat is older than this is presumed lost and re-queued;
 # a PENDING one older than FARM_PENDING_REQUEUE_AFTER has probably lost its message.
 FARM_OPERATION_STUCK_AFTER = env.int("FARM_OPERATION_STUCK_AFTER", default=15 * 60)

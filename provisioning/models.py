@@ -12,6 +12,8 @@ from farm.roles import sees_all_wikis
 
 class OperationKind(models.TextChoices):
     CREATE = "create"
+    CLOSE = "close"
+    REOPEN = "reopen"
     ARCHIVE = "archive"
     UNARCHIVE = "unarchive"
     PURGE = "purge"

@@ -232,6 +232,49 @@ def wiki_create(
     return _start_operation(wiki=wiki, kind=OperationKind.CREATE, actor=actor)
 
 
+# --- close and reopen --------------------------------------------------------------------
+
+
+def _require_closer(actor, wiki: Wiki) -> None:
+    """Ops close and reopen wikis; the wiki's own admins too where the farm allows it."""
+    if is_ops(actor):
+        return
+    if not settings.FARM_OWNERS_MAY_CLOSE:
+        _require_manager(actor, wiki)  # a stranger learns nothing more than "not allowed"
+        raise NotAllowed(
+            "only ops may close or reopen wikis on this farm (FARM_OWNERS_MAY_CLOSE is off)"
+        )
+    _require_manager(actor, wiki)
+
+
+@transaction.atomic
+def wiki_close(*, actor, wiki_id: object, reason: object) -> Operation:
+    """Make a wiki read-only while it stays served, with the reason MediaWiki shows."""
+    wiki = _visible_wiki(actor, wiki_id)
+    _require_closer(actor, wiki)
+    reason = check_text(reason, field="reason", max_length=500)
+    operation = _start_operation(
+        wiki=wiki, kind=OperationKind.CLOSE, actor=actor, params={"reason": reason}
+    )
+    _transition(wiki, allowed=(WikiState.ACTIVE,), to=WikiState.CLOSED, action="close")
+    Wiki.objects.filter(pk=wiki.pk).update(closed_reason=reason)
+    audit(actor=actor, action="wiki.close", target=wiki, after={"reason": reason})
+    return operation
+
+
+@transaction.atomic
+def wiki_reopen(*, actor, wiki_id: object) -> Operation:
+    """Make a closed wiki writable again."""
+    wiki = _visible_wiki(actor, wiki_id)
+    _require_closer(actor, wiki)
+    before = wiki.closed_reason
+    operation = _start_operation(wiki=wiki, kind=OperationKind.REOPEN, actor=actor)
+    _transition(wiki, allowed=(WikiState.CLOSED,), to=WikiState.ACTIVE, action="reopen")
+    Wiki.objects.filter(pk=wiki.pk).update(closed_reason="")
+    audit(actor=actor, action="wiki.reopen", target=wiki, before={"reason": before})
+    return operation
+
+
 # --- archive and unarchive ---------------------------------------------------------------
 
 
@@ -242,7 +285,12 @@ def wiki_archive(*, actor, wiki_id: object) -> Operation:
     operation = _start_operation(
         wiki=wiki, kind=OperationKind.ARCHIVE, actor=actor, params={"archive_id": _new_archive_id()}
     )
-    _transition(wiki, allowed=(WikiState.ACTIVE,), to=WikiState.ARCHIVING, action="archive")
+    _transition(
+        wiki,
+        allowed=(WikiState.ACTIVE, WikiState.CLOSED),
+        to=WikiState.ARCHIVING,
+        action="archive",
+    )
     return operation
 
 
@@ -365,10 +413,10 @@ def wiki_purge(*, actor, wiki_id: object, confirm: object = None) -> Operation:
             rule="equals_wiki_id",
         )
     if confirm == wiki.id:
-        allowed = (WikiState.ARCHIVED, WikiState.ACTIVE)
-    elif wiki.state == WikiState.ACTIVE:
+        allowed = (WikiState.ARCHIVED, WikiState.ACTIVE, WikiState.CLOSED)
+    elif wiki.state in (WikiState.ACTIVE, WikiState.CLOSED):
         raise InvalidInput(
-            f"wiki {wiki.id} is active: type its id as confirmation to purge it",
+            f"wiki {wiki.id} is {wiki.state}: type its id as confirmation to purge it",
             field="confirm",
             rule="equals_wiki_id",
         )

@@ -111,6 +111,17 @@ def activate(ctx: StepContext) -> dict[str, Any]:
     return {**result, "export": published["path"]}
 
 
+# --- close and reopen (the service changed the state; MediaWiki learns it here) ----------
+
+
+def publish_closed(ctx: StepContext) -> dict[str, Any]:
+    return publishing.publish_wiki_now(ctx.wiki.id)
+
+
+def publish_reopened(ctx: StepContext) -> dict[str, Any]:
+    return publishing.publish_wiki_now(ctx.wiki.id)
+
+
 # --- archive -----------------------------------------------------------------------------
 
 
@@ -168,6 +179,12 @@ def write_archive_manifest(ctx: StepContext) -> dict[str, Any]:
     return {"manifest_sha256": manifest_sha256, "verified": verified}
 
 
+def publish_offline(ctx: StepContext) -> dict[str, Any]:
+    """From here MediaWiki answers 503 (being archived): the database is about to go."""
+    _set_wiki(ctx.wiki, offline=True)
+    return publishing.publish_wiki_now(ctx.wiki.id)
+
+
 def drop_database(ctx: StepContext) -> dict[str, Any]:
     return database_driver().purge(ctx.resources)
 
@@ -192,6 +209,8 @@ def mark_archived(ctx: StepContext) -> dict[str, Any]:
         purge_after=now + timedelta(days=settings.FARM_ARCHIVE_RETENTION_DAYS),
         current_archive_id=ctx.archive_id,
         archive_manifest=manifest,
+        offline=False,  # the state says it from now on
+        closed_reason="",
     )
     publishing.publish_wiki_now(ctx.wiki.id)
     return {key: result[key] for key in ("state", "archived_at", "purge_after")}
@@ -265,7 +284,14 @@ def reopen_storage(ctx: StepContext) -> dict[str, Any]:
 
 
 def publish_read_write(ctx: StepContext) -> dict[str, Any]:
-    _set_wiki(ctx.wiki, state=WikiState.ACTIVE, read_only=False, archived_at=None, purge_after=None)
+    _set_wiki(
+        ctx.wiki,
+        state=WikiState.ACTIVE,
+        read_only=False,
+        offline=False,
+        archived_at=None,
+        purge_after=None,
+    )
     return publishing.publish_wiki_now(ctx.wiki.id)
 
 
@@ -390,12 +416,15 @@ PLANS: dict[str, list[StepFunction]] = {
         ensure_search_indices,
         activate,
     ],
+    OperationKind.CLOSE: [publish_closed],
+    OperationKind.REOPEN: [publish_reopened],
     OperationKind.ARCHIVE: [
         publish_read_only,
         dump_database,
         export_search_documents,
         inventory_storage,
         write_archive_manifest,
+        publish_offline,
         drop_database,
         delete_search_documents,
         mark_archived,

@@ -89,6 +89,7 @@ class WikiSerializer(serializers.ModelSerializer):
             "family",
             "state",
             "read_only",
+            "closed_reason",
             "tags",
             "owners",
             "cluster",
@@ -186,6 +187,10 @@ class WikiUpdateSerializer(StrictSerializer):
     sitename = StrictCharField(required=False, max_length=255)
     owners = string_list(required=False, help_text="User names; replaces the owners.")
     tags = string_list(required=False, help_text="Tag names; replaces the tags.")
+
+
+class CloseSerializer(StrictSerializer):
+    reason = StrictCharField(max_length=500, help_text="Shown by MediaWiki while it is closed.")
 
 
 class PurgeSerializer(StrictSerializer):

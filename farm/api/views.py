@@ -52,6 +52,8 @@ class ApiViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
         request=s.WikiUpdateSerializer, responses={200: s.WikiDetailSerializer}
     ),
     archive=extend_schema(request=EmptyBodySerializer, responses={202: ACCEPTED}),
+    close=extend_schema(request=s.CloseSerializer, responses={202: ACCEPTED}),
+    reopen=extend_schema(request=EmptyBodySerializer, responses={202: ACCEPTED}),
     purge=extend_schema(request=s.PurgeSerializer, responses={202: ACCEPTED}),
 )
 class WikiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
@@ -97,6 +99,17 @@ class WikiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     def archive(self, request, pk=None):
         valid_input(EmptyBodySerializer, request)
         return accepted(request, lifecycle.wiki_archive(actor=request.user, wiki_id=pk))
+
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        data = valid_input(s.CloseSerializer, request)
+        operation = lifecycle.wiki_close(actor=request.user, wiki_id=pk, reason=data["reason"])
+        return accepted(request, operation)
+
+    @action(detail=True, methods=["post"])
+    def reopen(self, request, pk=None):
+        valid_input(EmptyBodySerializer, request)
+        return accepted(request, lifecycle.wiki_reopen(actor=request.user, wiki_id=pk))
 
     @action(detail=True, methods=["post"])
     def purge(self, request, pk=None):

@@ -1,6 +1,6 @@
 """The embedded database driver: one SQLite file per wiki under a root folder.
 
-A database file is only ever published whole: it is built as `<name>.sqlite3.partial` and
+A database file is only ever published whole: it is built as `<name>.sqlite.partial` and
 renamed into place, so "the file exists" always means "the schema (or the dump) was loaded
 completely". A crash leaves at most a `.partial` file, which the next attempt removes.
 """
@@ -153,14 +153,14 @@ class SQLiteDatabaseDriver(DatabaseDriver):
     # -- names --------------------------------------------------------------------------
 
     def database_path(self, wiki: WikiResources) -> Path:
-        """`<root>/<database_name>.sqlite3`, refusing any name that could leave the root."""
+        """`<root>/<database_name>.sqlite`, refusing any name that could leave the root."""
         name = wiki.database_name
         if not DATABASE_NAME_RE.fullmatch(name):
             raise PermanentError(
                 f"database name {name!r} breaks the rule {DATABASE_NAME_RE.pattern}"
             )
         root = self.root.resolve()
-        path = (root / f"{name}.sqlite3").resolve()
+        path = (root / f"{name}.sqlite").resolve()
         if path.parent != root:
             raise PermanentError(f"database file {path} is not directly inside {root}")
         return path

@@ -90,7 +90,7 @@ def archived_wiki(owner, wiki_id: str) -> Wiki:
 def failed_create(owner, wiki_id: str, drivers_root) -> Operation:
     """A create that fails for real: a database with the wiki's name already exists."""
     (drivers_root / "databases").mkdir(parents=True, exist_ok=True)
-    (drivers_root / "databases" / f"wiki_{wiki_id}.sqlite3").write_bytes(b"")
+    (drivers_root / "databases" / f"wiki_{wiki_id}.sqlite").write_bytes(b"")
     operation = services.wiki_create(
         actor=owner, wiki_id=wiki_id, family="default", sitename=wiki_id
     )

@@ -23,6 +23,7 @@ from farm.services import tag_create
 from provisioning import services
 from provisioning.models import Operation
 from tests.api.conftest import API, example_path, session_client
+from tests.provisioning.helpers import run_pending
 
 pytestmark = pytest.mark.django_db
 
@@ -56,6 +57,11 @@ MATRIX = {
         "patch", "/wikis/<active>/", (401, 200, 404, 200, 403), {"sitename": "Renamed"}
     ),
     "wiki archive": row("post", "/wikis/<active>/archive/", (401, 202, 404, 202, 403)),
+    # Closing is ops' (FARM_OWNERS_MAY_CLOSE is off by default).
+    "wiki close": row(
+        "post", "/wikis/<active>/close/", (401, 403, 404, 202, 403), {"reason": "Frozen"}
+    ),
+    "wiki reopen": row("post", "/wikis/<closed>/reopen/", (401, 403, 404, 202, 403)),
     "archive archived": row("post", "/wikis/<archived>/archive/", (401, 409, 404, 409, 403)),
     "wiki purge": row(
         "post", "/wikis/<archived>/purge/", (401, 403, 404, 202, 403), {"confirm": "<archived>"}
@@ -224,6 +230,13 @@ class World:
     @cached_property
     def archived(self):
         return self.factory.archived(self.alice, "beta").id
+
+    @cached_property
+    def closed(self):
+        wiki_id = self.factory.active(self.alice, "epsilon").id
+        services.wiki_close(actor=self.users["ops"], wiki_id=wiki_id, reason="Frozen")
+        run_pending()
+        return wiki_id
 
     @cached_property
     def request(self):

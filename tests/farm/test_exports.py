@@ -54,7 +54,7 @@ def farm(farm_drivers, settings, ops_user, admin_user_a):
     return ops_user
 
 
-def test_farm_json_shape(farm):
+def test_farm_json_shape(farm, settings):
     export = exports.farm_export()
     assert sorted(export["wikis"]) == ["one", "three", "two"]
     assert export["tombstones"] == ["four"]
@@ -64,7 +64,12 @@ def test_farm_json_shape(farm):
     assert one["tags"] == ["private", "beta"]
     assert one["state"] == "active" and one["read_only"] is False
     assert one["url"] == "https://wikis.example.org/one/"
-    assert one["database"] == {"type": "sqlite", "name": "wiki_one", "cluster": "default"}
+    assert one["database"] == {
+        "type": "sqlite",
+        "name": "wiki_one",
+        "cluster": "default",
+        "dir": str((settings.DATA_DIR / "databases").resolve()),
+    }
     assert one["settings"]["wgSitename"] == "One"
     assert one["settings"]["wgRightsText"] == "CC0"
     assert one["settings"]["wgGroupPermissions"] == {"*": {"read": False}}

@@ -186,7 +186,12 @@ def test_the_wiki_file_says_what_mediawiki_needs(farm, settings):
     assert one["read_only_reason"] is None
     assert one["url"] == "https://one.wikis.example.org/"
     assert one["host"] == "one.wikis.example.org"
-    assert one["database"] == {"type": "sqlite", "name": "wiki_one", "cluster": "default"}
+    assert one["database"] == {
+        "type": "sqlite",
+        "name": "wiki_one",
+        "cluster": "default",
+        "dir": str((settings.DATA_DIR / "databases").resolve()),
+    }
     assert one["storage"] == {
         "type": "filesystem",
         "path": f"{(settings.DATA_DIR / 'storage' / 'wikis' / 'one').resolve()}/",

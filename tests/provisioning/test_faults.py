@@ -77,6 +77,12 @@ def start_operation(kind: str, wiki_id: str, actor) -> Operation:
         return operation
     run_pending()
     add_content(Wiki.objects.get(pk=wiki_id))
+    if kind in (OperationKind.CLOSE, OperationKind.REOPEN):
+        closing = services.wiki_close(actor=actor, wiki_id=wiki_id, reason="Frozen")
+        if kind == OperationKind.CLOSE:
+            return closing
+        run_pending()
+        return services.wiki_reopen(actor=actor, wiki_id=wiki_id)
     if kind == OperationKind.PURGE:
         services.wiki_archive(actor=actor, wiki_id=wiki_id)
         run_pending()
@@ -328,7 +334,7 @@ def test_abandon_frees_the_wiki_id(farm_drivers, ops_user, tmp_path, monkeypatch
 
 
 def test_abandon_keeps_a_database_it_did_not_create(farm_drivers, ops_user, tmp_path):
-    foreign = tmp_path / "databases" / "wiki_alpha.sqlite3"
+    foreign = tmp_path / "databases" / "wiki_alpha.sqlite"
     foreign.parent.mkdir(parents=True)
     with closing(sqlite3.connect(foreign)) as connection, connection:
         connection.execute("CREATE TABLE precious (value TEXT)")

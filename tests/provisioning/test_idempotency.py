@@ -29,6 +29,8 @@ pytestmark = pytest.mark.django_db
 ALL_STEPS = [(kind, step.__name__) for kind, plan in PLANS.items() for step in plan]
 FINAL_WIKI_STATE = {
     OperationKind.CREATE: WikiState.ACTIVE,
+    OperationKind.CLOSE: WikiState.CLOSED,
+    OperationKind.REOPEN: WikiState.ACTIVE,
     OperationKind.ARCHIVE: WikiState.ARCHIVED,
     OperationKind.UNARCHIVE: WikiState.ACTIVE,
     OperationKind.PURGE: WikiState.PURGED,

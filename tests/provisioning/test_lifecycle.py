@@ -24,7 +24,7 @@ def test_full_lifecycle_with_resources_checked(farm_drivers, ops_user, admin_use
     assert operation.state == OperationState.SUCCEEDED, operation.error
     wiki = Wiki.objects.get(pk="alpha")
     assert wiki.state == WikiState.ACTIVE
-    db_file = tmp_path / "databases" / "wiki_alpha.sqlite3"
+    db_file = tmp_path / "databases" / "wiki_alpha.sqlite"
     tables = {
         r[0]
         for r in sqlite3.connect(db_file).execute(

@@ -44,6 +44,10 @@ class Command(BaseCommand):
         update.add_argument("--no-tags", action="store_true", help="remove every tag")
         update.add_argument("--owner", action="append", dest="owners", help="repeat for several")
 
+        close = actions.add_parser("close", help="make a wiki read-only, still served")
+        close.add_argument("wiki_id")
+        close.add_argument("--reason", required=True, help="shown by MediaWiki")
+        actions.add_parser("reopen", help="make a closed wiki writable").add_argument("wiki_id")
         actions.add_parser("archive", help="archive a wiki").add_argument("wiki_id")
         unarchive = actions.add_parser("unarchive", help="request the unarchive of a wiki")
         unarchive.add_argument("wiki_id")
@@ -59,7 +63,16 @@ class Command(BaseCommand):
         actions.add_parser("abandon", help="abandon a wiki's failed create").add_argument("wiki_id")
         actions.add_parser("status", help="show a wiki and its operations").add_argument("wiki_id")
         actions.add_parser("list", help="list wikis")
-        for name in ("create", "archive", "approve", "purge", "retry", "abandon"):
+        for name in (
+            "create",
+            "close",
+            "reopen",
+            "archive",
+            "approve",
+            "purge",
+            "retry",
+            "abandon",
+        ):
             actions.choices[name].add_argument(
                 "--wait", action="store_true", help="follow the operation until it ends"
             )
@@ -115,6 +128,14 @@ class Command(BaseCommand):
             tags=[] if options["no_tags"] else options["tags"],
             owners=options["owners"],
         )
+
+    def _close(self, actor, options):
+        return services.wiki_close(
+            actor=actor, wiki_id=options["wiki_id"], reason=options["reason"]
+        )
+
+    def _reopen(self, actor, options):
+        return services.wiki_reopen(actor=actor, wiki_id=options["wiki_id"])
 
     def _archive(self, actor, options):
         return services.wiki_archive(actor=actor, wiki_id=options["wiki_id"])

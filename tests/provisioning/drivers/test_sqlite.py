@@ -29,7 +29,7 @@ def driver(tmp_path: Path) -> SQLiteDatabaseDriver:
 
 
 def db_file(driver: SQLiteDatabaseDriver, wiki_id: str = "ab") -> Path:
-    return driver.root / f"wiki_{wiki_id}.sqlite3"
+    return driver.root / f"wiki_{wiki_id}.sqlite"
 
 
 def tables_in(path: Path) -> set[str]:
@@ -68,7 +68,7 @@ def test_create_loads_the_schema_and_publishes_one_file(driver):
     with sqlite3.connect(path) as connection:
         titles = connection.execute("SELECT page_title FROM page").fetchall()
     assert titles == [("Main_Page",)]
-    assert sorted(p.name for p in driver.root.iterdir()) == ["wiki_ab.sqlite3"]
+    assert sorted(p.name for p in driver.root.iterdir()) == ["wiki_ab.sqlite"]
 
 
 def test_create_twice_leaves_the_complete_database_alone(driver):
@@ -94,7 +94,7 @@ def test_table_prefix_is_applied(tmp_path):
 
 def test_a_leftover_partial_file_does_not_count_as_existing(driver):
     driver.root.mkdir(parents=True)
-    partial = driver.root / "wiki_ab.sqlite3.partial"
+    partial = driver.root / "wiki_ab.sqlite.partial"
     partial.write_bytes(b"half a database from a worker that died")
 
     assert driver.inspect(wiki()).exists is False
@@ -143,7 +143,7 @@ def test_a_database_name_is_checked_again_by_the_driver(driver):
 
     with pytest.raises(PermanentError, match="breaks the rule"):
         driver.create(resources, resume=False)
-    assert not (driver.root.parent / "escape.sqlite3").exists()
+    assert not (driver.root.parent / "escape.sqlite").exists()
 
 
 # -- archive and restore -----------------------------------------------------------------
@@ -270,12 +270,12 @@ def test_restore_replaces_a_partial_database(driver):
     driver.create(wiki(), resume=False)
     _, dumped = dump(driver, wiki())
     driver.purge(wiki())
-    driver.root.joinpath("wiki_ab.sqlite3.partial").write_bytes(b"junk")
+    driver.root.joinpath("wiki_ab.sqlite.partial").write_bytes(b"junk")
 
     driver.restore(wiki(), io.BytesIO(dumped))
 
     assert tables_in(db_file(driver)) == DEMO_TABLES
-    assert not driver.root.joinpath("wiki_ab.sqlite3.partial").exists()
+    assert not driver.root.joinpath("wiki_ab.sqlite.partial").exists()
 
 
 def test_a_truncated_dump_is_refused_and_publishes_nothing(driver):
@@ -303,7 +303,7 @@ def test_a_dump_with_a_bad_statement_is_refused(driver):
 def test_purge_removes_the_file_and_its_siblings_and_is_idempotent(driver):
     driver.create(wiki(), resume=False)
     for suffix in ("-wal", "-shm", "-journal", ".partial"):
-        driver.root.joinpath(f"wiki_ab.sqlite3{suffix}").write_bytes(b"x")
+        driver.root.joinpath(f"wiki_ab.sqlite{suffix}").write_bytes(b"x")
 
     assert driver.purge(wiki()) == {"existed": True}
     assert list(driver.root.iterdir()) == []
@@ -360,7 +360,7 @@ def test_post_create_substitutes_placeholders_into_single_arguments(tmp_path):
     assert driver.post_create(wiki()) | {"seconds": 0} == result | {"seconds": 0}
 
     assert result["hook"] == "ran"
-    expected = ["--wiki=ab", "wiki_ab", str(root.resolve() / "wiki_ab.sqlite3")]
+    expected = ["--wiki=ab", "wiki_ab", str(root.resolve() / "wiki_ab.sqlite")]
     assert record.read_text() == repr(expected)
 
 
