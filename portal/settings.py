@@ -161,6 +161,9 @@ FARM_WIKI_URL = env.str("FARM_WIKI_URL", default="http://localhost/{id}/")
 FARM_EXPORT_PUBLISH_WINDOW = env.float("FARM_EXPORT_PUBLISH_WINDOW", default=2.0)
 FARM_ARCHIVE_RETENTION_DAYS = env.int("FARM_ARCHIVE_RETENTION_DAYS", default=90)
 FARM_UNARCHIVE_TWO_PERSON_RULE = env.bool("FARM_UNARCHIVE_TWO_PERSON_RULE", default=False)
+# Seconds between MediaWiki answering 503 for a wiki and its database being dropped
+# (archive, purge of a served wiki): requests already rendering finish first.
+FARM_OFFLINE_DRAIN_SECONDS = env.float("FARM_OFFLINE_DRAIN_SECONDS", default=3.0)
 # Ops close and reopen wikis; with this on, so may each wiki's own admins.
 FARM_OWNERS_MAY_CLOSE = env.bool("FARM_OWNERS_MAY_CLOSE", default=False)
 # A RUNNING operation whose heartbeat is older than this is presumed lost and re-queued;

@@ -420,7 +420,9 @@ def wiki_purge(*, actor, wiki_id: object, confirm: object = None) -> Operation:
             field="confirm",
             rule="equals_wiki_id",
         )
-    operation = _start_operation(wiki=wiki, kind=OperationKind.PURGE, actor=actor)
+    operation = _start_operation(
+        wiki=wiki, kind=OperationKind.PURGE, actor=actor, params={"from_state": wiki.state}
+    )
     _transition(wiki, allowed=allowed, to=WikiState.PURGING, action="purge")
     return operation
 

@@ -7,6 +7,7 @@ after a crash, a lost message or a retry, and the outcome is the same.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -182,10 +183,19 @@ def write_archive_manifest(ctx: StepContext) -> dict[str, Any]:
 def publish_offline(ctx: StepContext) -> dict[str, Any]:
     """From here MediaWiki answers 503 (being archived): the database is about to go."""
     _set_wiki(ctx.wiki, offline=True)
-    return publishing.publish_wiki_now(ctx.wiki.id)
+    return {**publishing.publish_wiki_now(ctx.wiki.id), "offline_at": time.time()}
+
+
+def _drain_requests(since: float) -> None:
+    """Let the requests MediaWiki began before the wiki went offline finish before its
+    database goes: one that is still rendering would otherwise fail on a missing table."""
+    wait = settings.FARM_OFFLINE_DRAIN_SECONDS - (time.time() - since)
+    if wait > 0:
+        time.sleep(wait)
 
 
 def drop_database(ctx: StepContext) -> dict[str, Any]:
+    _drain_requests(ctx.operation.result_of("publish_offline")["offline_at"])
     return database_driver().purge(ctx.resources)
 
 
@@ -299,8 +309,11 @@ def publish_read_write(ctx: StepContext) -> dict[str, Any]:
 
 
 def purge_database(ctx: StepContext) -> dict[str, Any]:
-    # MediaWiki answers 410 before the database goes, never a database error.
+    # MediaWiki answers 410 before the database goes, never a database error; a wiki purged
+    # while it was served gets its requests in flight drained first.
     publishing.publish_wiki_now(ctx.wiki.id)
+    if ctx.operation.params.get("from_state") in (WikiState.ACTIVE, WikiState.CLOSED):
+        _drain_requests(time.time())
     return database_driver().purge(ctx.resources)
 
 

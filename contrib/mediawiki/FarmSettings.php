@@ -8,6 +8,8 @@
  *   $wgFarmExportDir = '/var/lib/wiki-farm-portal/exports';  // required
  *   $wgFarmSelectBy = 'path';         // 'path': /<wiki id>/... (default); 'host': by Host
  *   $wgFarmDatabaseHosts = [];        // cluster name => host[:port], overrides the export
+ *   $wgFarmPortalUrl = 'https://portal.example.org/';  // optional, linked from error pages
+ *   $wgFarmS3Extension = false;       // true: Extension:AWS is loaded (else detected)
  *
  * It then picks the wiki of this request (or of a maintenance script's --wiki=<id>) and
  * reads that wiki's file only, <export dir>/wikis/<id>.json (a few KB; cached in APCu when
@@ -15,11 +17,14 @@
  * first label is tried as the id first; other hosts (custom ones) are looked up in
  * hosts.json, whose answers are cached in APCu per version of the file. Then it:
  * - answers 404 for an unknown id, 410 for a purged one (or one being purged), and 503
- *   for an archived wiki (its database is in the archive, not on a server);
- * - sets $wgDBname and $wgDBserver from the wiki's file, $wgServer and $wgScriptPath from
- *   its URL, then its effective settings (the settings its file lists in `merge_settings`
- *   are merged into MediaWiki's defaults, e.g. $wgGroupPermissions);
- * - makes a read-only wiki (one being archived, say) read-only with $wgReadOnly.
+ *   for an archived wiki (its database is in the archive, not on a server) and for one
+ *   being archived whose file says `offline` (its database is about to be dropped);
+ *   browsers get a small HTML page, scripts the message on stderr and exit code 1;
+ * - sets $wgDBname and $wgDBserver (MariaDB) or $wgSQLiteDataDir (SQLite) from the wiki's
+ *   file, $wgServer and $wgScriptPath from its URL, then its effective settings (the
+ *   settings its file lists in `merge_settings` are merged into MediaWiki's defaults, e.g.
+ *   $wgGroupPermissions), then its storage ($wgUploadDirectory, or Extension:AWS's bucket);
+ * - makes a read-only wiki (closed, or being archived) read-only with $wgReadOnly.
  *
  * Settings that hold connections or secrets ($wgDB*, $wgSecretKey, ...) are never taken
  * from the export, whatever it contains. The farm-wide files of the export (farm.json,
@@ -43,8 +48,8 @@ final class WikiFarmSettings {
 	];
 	private const WIKI_FORMAT = 3;
 	private const HOSTS_FORMAT = 1;
-	// The wiki is served in these states (read-only while archiving).
-	private const SERVED_STATES = [ 'active', 'archiving' ];
+	// The wiki is served in these states (read-only while closed or archiving).
+	private const SERVED_STATES = [ 'active', 'closed', 'archiving' ];
 	// The database is not on a server in these states: MediaWiki cannot serve the wiki.
 	private const OFFLINE_STATES = [ 'archived', 'unarchiving' ];
 	// The wiki is gone, or going: its file is a tombstone.
@@ -206,19 +211,44 @@ final class WikiFarmSettings {
 		return [ $candidate, null ];
 	}
 
-	/** Stop here with an HTTP status (or, for a script, an exit code) and a message. */
-	public static function refuse( int $status, string $message ): void {
+	private const STATUS_TITLES = [
+		404 => 'No such wiki', 410 => 'Wiki deleted', 500 => 'Wiki farm misconfigured',
+		503 => 'Wiki not available',
+	];
+
+	/**
+	 * Stop here with an HTTP status (or, for a script, an exit code) and a message: plain
+	 * text on a script's stderr and for clients that do not ask for HTML (API clients), a
+	 * small HTML page for browsers. $hint is a further sentence for the HTML page only.
+	 */
+	public static function refuse( int $status, string $message, string $hint = '' ): void {
 		if ( self::isCli() ) {
 			fwrite( STDERR, "$message\n" );
 			exit( 1 );
 		}
 		http_response_code( $status );
-		header( 'Content-Type: text/plain; charset=utf-8' );
 		header( 'Cache-Control: no-store' );
 		if ( $status === 503 ) {
 			header( 'Retry-After: 3600' );
 		}
-		echo "$message\n";
+		if ( !str_contains( (string)( $_SERVER['HTTP_ACCEPT'] ?? '' ), 'text/html' ) ) {
+			header( 'Content-Type: text/plain; charset=utf-8' );
+			echo "$message\n";
+			exit( 0 );
+		}
+		header( 'Content-Type: text/html; charset=utf-8' );
+		$e = static fn ( string $text ): string => htmlspecialchars( $text, ENT_QUOTES, 'UTF-8' );
+		$title = self::STATUS_TITLES[$status] ?? 'Wiki farm';
+		$links = '<a href="/">All wikis of this farm</a>';
+		$portal = $GLOBALS['wgFarmPortalUrl'] ?? null;
+		if ( is_string( $portal ) && preg_match( '#^https?://#', $portal ) ) {
+			$links .= ' &middot; <a href="' . $e( $portal ) . '">The wiki farm portal</a>';
+		}
+		echo "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+			. '<meta name="robots" content="noindex"><title>' . $e( $title ) . '</title></head>'
+			. "<body>\n<h1>" . $e( $title ) . "</h1>\n<p>" . $e( $message ) . "</p>\n"
+			. ( $hint !== '' ? '<p>' . $e( $hint ) . "</p>\n" : '' )
+			. "<p>$links</p>\n</body></html>\n";
 		exit( 0 );
 	}
 
@@ -233,14 +263,22 @@ final class WikiFarmSettings {
 			self::refuse( 404, 'No such wiki.' );
 		}
 		if ( $wiki === null ) {
-			self::refuse( 404, "There is no wiki $id." );
+			self::refuse( 404, "There is no wiki $id.",
+				'Check the address, or pick a wiki from the list of this farm\'s wikis.' );
 		}
 		$state = $wiki['state'];
 		if ( in_array( $state, self::GONE_STATES, true ) ) {
-			self::refuse( 410, "The wiki $id was deleted." );
+			self::refuse( 410, "The wiki $id was deleted.",
+				'Its pages and files were removed for good; this address will not come back.' );
 		}
 		if ( in_array( $state, self::OFFLINE_STATES, true ) ) {
-			self::refuse( 503, "The wiki $id is archived; its owners can ask for it back." );
+			self::refuse( 503, "The wiki $id is archived; its owners can ask for it back.",
+				'Its pages and files are kept in the archive and can be restored.' );
+		}
+		if ( !empty( $wiki['offline'] ) ) {
+			// Archiving: the database is dumped and about to be dropped.
+			self::refuse( 503, "The wiki $id is being archived; its owners can ask for it back.",
+				'Its pages and files are kept in the archive and can be restored.' );
 		}
 		if ( !in_array( $state, self::SERVED_STATES, true ) ) {
 			self::refuse( 503, "The wiki $id is not available now." );
@@ -251,10 +289,27 @@ final class WikiFarmSettings {
 		return $wiki;
 	}
 
-	/** $wgDB* for the wiki's database; only MariaDB/MySQL databases can be served. */
+	/**
+	 * $wgDB* for the wiki's database: MariaDB/MySQL (on the host of its cluster), or an
+	 * SQLite file, <dir>/<name>.sqlite ($wgSQLiteDataDir/$wgDBname.sqlite).
+	 */
 	public static function applyDatabase( array $database, array $hosts ): void {
-		if ( !in_array( $database['type'] ?? null, [ 'mariadb', 'mysql' ], true ) ) {
-			$type = $database['type'] ?? '(none)';
+		$type = $database['type'] ?? null;
+		if ( !is_string( $database['name'] ?? null ) || $database['name'] === '' ) {
+			self::refuse( 503, "The wiki farm's export names no database." );
+		}
+		if ( $type === 'sqlite' ) {
+			$dir = $database['dir'] ?? null;
+			if ( !is_string( $dir ) || !str_starts_with( $dir, '/' ) ) {
+				self::refuse( 503, "The wiki farm's export gives no SQLite folder." );
+			}
+			$GLOBALS['wgDBtype'] = 'sqlite';
+			$GLOBALS['wgSQLiteDataDir'] = rtrim( $dir, '/' );
+			$GLOBALS['wgDBname'] = $database['name'];
+			return;
+		}
+		if ( !in_array( $type, [ 'mariadb', 'mysql' ], true ) ) {
+			$type = is_string( $type ) ? $type : '(none)';
 			self::refuse( 500, "Database type $type cannot be served." );
 		}
 		$GLOBALS['wgDBtype'] = 'mysql';
@@ -276,6 +331,63 @@ final class WikiFarmSettings {
 		$GLOBALS['wgServer'] = $server;
 		$GLOBALS['wgScriptPath'] = rtrim( $parts['path'] ?? '', '/' );
 		$GLOBALS['wgResourceBasePath'] = $GLOBALS['wgScriptPath'];
+	}
+
+	/**
+	 * Where the wiki's uploads are. Filesystem: $wgUploadDirectory is the storage folder and
+	 * $wgUploadPath <script path>/images (the router, or the web server, serves that from the
+	 * folder). S3: Extension:AWS's settings, when the farm loaded the extension (or set
+	 * $wgFarmS3Extension = true); without it uploads stay where LocalSettings.php put them.
+	 * $wgEnableUploads is left to the wiki's settings, and turned off for a wiki without a
+	 * storage location of its own (none in the export, or S3 without the extension).
+	 */
+	public static function applyStorage( ?array $storage ): void {
+		$type = $storage['type'] ?? null;
+		if ( $type === 'filesystem' && is_string( $storage['path'] ?? null )
+			&& str_starts_with( $storage['path'], '/' )
+		) {
+			$GLOBALS['wgUploadDirectory'] = rtrim( $storage['path'], '/' );
+			$GLOBALS['wgUploadPath'] = $GLOBALS['wgScriptPath'] . '/images';
+		} elseif ( $type === 's3' && is_string( $storage['bucket'] ?? null ) && self::awsLoaded() ) {
+			$GLOBALS['wgAWSBucketName'] = $storage['bucket'];
+			// Extension:AWS wants the folder inside the bucket with a leading slash, none at
+			// the end: wikis/<id>/ -> /wikis/<id>.
+			$prefix = trim( (string)( $storage['prefix'] ?? '' ), '/' );
+			$GLOBALS['wgAWSBucketTopSubdirectory'] = $prefix === '' ? '' : "/$prefix";
+			if ( is_string( $storage['region'] ?? null ) && $storage['region'] !== '' ) {
+				$GLOBALS['wgAWSRegion'] = $storage['region'];
+			}
+			if ( is_string( $storage['endpoint'] ?? null ) && $storage['endpoint'] !== '' ) {
+				// MinIO, Ceph and the like: Extension:AWS passes $wgFileBackends['s3'] to the
+				// S3 client; path-style addressing for endpoints without bucket subdomains.
+				$GLOBALS['wgFileBackends']['s3']['endpoint'] = $storage['endpoint'];
+				$GLOBALS['wgFileBackends']['s3']['use_path_style_endpoint'] = true;
+			}
+		} else {
+			// No place of the wiki's own: uploads would land in a folder shared by every
+			// wiki (MediaWiki's $IP/images).
+			$GLOBALS['wgEnableUploads'] = false;
+		}
+	}
+
+	private static function awsLoaded(): bool {
+		if ( !empty( $GLOBALS['wgFarmS3Extension'] ) ) {
+			return true;
+		}
+		if ( !class_exists( ExtensionRegistry::class, false ) ) {
+			return false;
+		}
+		// Settings files run before the queued extensions are loaded: look at the queue too.
+		$registry = ExtensionRegistry::getInstance();
+		if ( $registry->isLoaded( 'AWS' ) ) {
+			return true;
+		}
+		foreach ( array_keys( $registry->getQueue() ) as $path ) {
+			if ( basename( dirname( (string)$path ) ) === 'AWS' ) {
+				return true;
+			}
+		}
+		return false;
 	}
 
 	/** The effective settings; `merge` ones are merged into what is already set. */
@@ -341,6 +453,7 @@ final class WikiFarmSettings {
 		self::applyDatabase( $wiki['database'], $GLOBALS['wgFarmDatabaseHosts'] ?? [] );
 		self::applyUrl( $wiki['url'] );
 		self::applySettings( $wiki['settings'] ?? [], $wiki['merge_settings'] ?? [] );
+		self::applyStorage( is_array( $wiki['storage'] ?? null ) ? $wiki['storage'] : null );
 		if ( !empty( $wiki['read_only'] ) && empty( $GLOBALS['wgReadOnly'] ) ) {
 			$reason = $wiki['read_only_reason'] ?? null;
 			$GLOBALS['wgReadOnly'] = is_string( $reason ) && $reason !== ''

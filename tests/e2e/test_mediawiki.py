@@ -1,8 +1,11 @@
-"""End to end with Debian's MediaWiki 1.39: the portal provisions wikis on MariaDB with
-MediaWiki's own schema and post-create hook, exports them, and `php -S` serves them through
-contrib/mediawiki/ (router.php and FarmSettings.php). Everything is checked over HTTP.
+"""End to end with Debian's MediaWiki 1.39, on both database drivers: the portal provisions
+wikis (MariaDB with MediaWiki's schema, or SQLite files with MediaWiki's SQLite schema, each
+completed by the post-create hook), exports them, and `php -S` serves them through
+contrib/mediawiki/ (router.php, the farm's LocalSettings.php and FarmSettings.php) with no
+hand-written settings. Everything is checked over HTTP.
 
-Needs: `.ci/install-mediawiki.sh` (mediawiki, php-cli, php-mysql, ...) and MariaDB.
+Needs: `.ci/install-mediawiki.sh` (mediawiki, php-cli, php-mysql, php-sqlite3, ...), and
+MariaDB for the MariaDB variant.
 """
 
 import json
@@ -11,10 +14,12 @@ import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from http.cookiejar import CookieJar
 from pathlib import Path
 
 import MySQLdb
@@ -36,22 +41,11 @@ CONTRIB = REPO / "contrib" / "mediawiki"
 MW_PATH = Path(os.environ.get("MW_INSTALL_PATH", "/usr/share/mediawiki"))
 MW_SCHEMA = MW_PATH / "maintenance" / "tables-generated.sql"
 MARIADB_URL = os.environ.get("TEST_FARM_DB_URL", "mysql://root:@127.0.0.1:3306/")
-PHP_MODULES = ("mysqli", "xml", "mbstring", "intl")
+PHP_MODULES = ("mysqli", "pdo_sqlite", "xml", "mbstring", "intl")
 ANONYMOUS_EDIT_TOKEN = "+\\"
 
-LOCAL_SETTINGS = """<?php
-if ( !defined( 'MEDIAWIKI' ) ) {{ exit( 1 ); }}
-$wgDBtype = 'mysql';
-$wgDBuser = 'root';
-$wgDBpassword = '';
-$wgSecretKey = '{secret}';
-$wgMainCacheType = CACHE_NONE;
-$wgCacheDirectory = '{cache}';
-$wgShowExceptionDetails = true;
-wfLoadSkin( 'Vector' );
-$wgFarmExportDir = '{export}';
-require_once '{include}';
-"""
+MW_SQLITE_SCHEMA = MW_PATH / "maintenance" / "sqlite" / "tables-generated.sql"
+ADMIN_PASSWORD = "e2e-" + secrets.token_hex(8)
 
 
 def require_mediawiki() -> None:
@@ -62,8 +56,6 @@ def require_mediawiki() -> None:
     missing = [m for m in PHP_MODULES if m not in modules.split()]
     if missing:
         service_unavailable(f"PHP lacks the modules {missing} (.ci/install-mediawiki.sh)")
-    if not port_open("127.0.0.1", 3306):
-        service_unavailable("MariaDB is not listening on 127.0.0.1:3306")
 
 
 def free_port() -> int:
@@ -74,20 +66,21 @@ def free_port() -> int:
 
 @pytest.fixture
 def php_server(tmp_path):
-    """`php -S` with the router and a LocalSettings.php that requires FarmSettings.php."""
+    """`php -S` with the router and the farm's own LocalSettings.php, configured only
+    through its environment."""
     require_mediawiki()
     port = free_port()
-    (tmp_path / "cache").mkdir()
-    local_settings = tmp_path / "LocalSettings.php"
-    local_settings.write_text(
-        LOCAL_SETTINGS.format(
-            secret=secrets.token_hex(32),
-            cache=tmp_path / "cache",
-            export=tmp_path / "exports",
-            include=CONTRIB / "FarmSettings.php",
-        )
-    )
-    env = {**os.environ, "MW_CONFIG_FILE": str(local_settings), "MW_INSTALL_PATH": str(MW_PATH)}
+    env = {
+        **os.environ,
+        "MW_CONFIG_FILE": str(CONTRIB / "LocalSettings.php"),
+        "MW_INSTALL_PATH": str(MW_PATH),
+        "FARM_EXPORT_DIR": str(tmp_path / "exports"),
+        "FARM_MW_STATE_DIR": str(tmp_path / "mediawiki"),
+        "FARM_MW_DB_USER": "root",
+        "FARM_MW_SECRET_KEY": secrets.token_hex(32),
+        "FARM_MW_DEBUG": "1",
+        "PHP_CLI_SERVER_WORKERS": "4",  # readers poll while an operation runs
+    }
     log = open(tmp_path / "php-server.log", "wb")  # noqa: SIM115 - closed at teardown
     server = subprocess.Popen(
         ["php", "-S", f"127.0.0.1:{port}", "-t", str(MW_PATH), str(CONTRIB / "router.php")],
@@ -101,29 +94,39 @@ def php_server(tmp_path):
         if server.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"php -S did not start: {(tmp_path / 'php-server.log').read_text()}")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", local_settings
+    yield f"http://127.0.0.1:{port}", env
     server.terminate()
     server.wait(timeout=10)
     log.close()
 
 
-@pytest.fixture
-def mediawiki_farm(settings, tmp_path, php_server, monkeypatch):
-    """The portal with the MariaDB driver, MediaWiki's schema and the post-create hook."""
-    base, local_settings = php_server
-    settings.DATA_DIR = tmp_path
-    settings.FARM_WIKI_URL = base + "/{id}/"
-    settings.FARM_DRIVERS = {
-        "database": {
+def _drivers(kind: str, tmp_path: Path) -> dict:
+    hook = f"{CONTRIB / 'post-create-hook.sh'} {{wiki}} {{dbname}}"
+    if kind == "mariadb":
+        if not port_open("127.0.0.1", 3306):
+            service_unavailable("MariaDB is not listening on 127.0.0.1:3306")
+        database = {
             "class": "provisioning.drivers.mariadb.MariaDBDatabaseDriver",
             "options": {
                 "url": MARIADB_URL,
                 "clusters": {},
                 "schema_sql": str(MW_SCHEMA),
                 "table_prefix": "",
-                "post_create_hook": f"{CONTRIB / 'post-create-hook.sh'} {{wiki}} {{dbname}}",
+                "post_create_hook": hook,
             },
-        },
+        }
+    else:
+        database = {
+            "class": "provisioning.drivers.sqlite.SQLiteDatabaseDriver",
+            "options": {
+                "root": tmp_path / "databases",
+                "schema_sql": str(MW_SQLITE_SCHEMA),
+                "table_prefix": "",
+                "post_create_hook": hook + " {path}",
+            },
+        }
+    return {
+        "database": database,
         "storage": {
             "class": "provisioning.drivers.filesystem.FilesystemStorageDriver",
             "options": {"root": tmp_path / "storage"},
@@ -133,12 +136,26 @@ def mediawiki_farm(settings, tmp_path, php_server, monkeypatch):
             "options": {"path": tmp_path / "search.sqlite3"},
         },
     }
+
+
+@pytest.fixture(params=[pytest.param("mariadb", marks=pytest.mark.mariadb), "sqlite"])
+def mediawiki_farm(request, settings, tmp_path, php_server, monkeypatch):
+    """The portal with a database driver and MediaWiki's schema and post-create hook."""
+    base, env = php_server
+    settings.DATA_DIR = tmp_path
+    settings.FARM_WIKI_URL = base + "/{id}/"
+    settings.FARM_DRIVERS = _drivers(request.param, tmp_path)
+    settings.FARM_OFFLINE_DRAIN_SECONDS = 3.0  # MediaWiki really serves these wikis
     monkeypatch.delenv("MW_CONFIG_FILE", raising=False)
     monkeypatch.setenv("FARM_MW_DB_SERVER", "127.0.0.1")
+    password_file = tmp_path / "admin-password"
+    password_file.write_text(ADMIN_PASSWORD)
+    monkeypatch.setenv("FARM_MW_ADMIN_PASSWORD_FILE", str(password_file))
     reset_drivers()
     created: list[str] = []
-    yield base, local_settings, created
-    _purge_leftovers(created)
+    yield base, env, created
+    if request.param == "mariadb":
+        _purge_leftovers(created)
     reset_drivers()
 
 
@@ -191,10 +208,10 @@ def page(base: str, wiki_id: str, title: str) -> tuple[int, str]:
     return http("GET", f"{base}/{wiki_id}/index.php?title={urllib.parse.quote(title)}")
 
 
-def maintenance_script(local_settings: Path, script: str, wiki_id: str):
+def maintenance_script(env: dict, script: str, wiki_id: str):
     return subprocess.run(
         ["php", str(MW_PATH / "maintenance" / script), f"--wiki={wiki_id}"],
-        env={**os.environ, "MW_CONFIG_FILE": str(local_settings)},
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -215,7 +232,7 @@ def create_wiki(actor, wiki_id: str, sitename: str, created: list[str]) -> None:
 def test_mediawiki_serves_the_wikis_the_portal_provisions(
     mediawiki_farm, ops_user, admin_user_a, monkeypatch
 ):
-    base, local_settings, created = mediawiki_farm
+    base, env, created = mediawiki_farm
     run = secrets.token_hex(3)
     wiki_a, wiki_b = f"mwa{run}", f"mwb{run}"
     create_wiki(admin_user_a, wiki_a, f"Alpha {run}", created)
@@ -294,11 +311,200 @@ def test_mediawiki_serves_the_wikis_the_portal_provisions(
     assert json.loads(exports.wiki_file_path(wiki_b).read_bytes())["state"] == "purged"
 
     # Maintenance scripts pick the wiki with --wiki=<id>, through the same include.
-    stats = maintenance_script(local_settings, "showSiteStats.php", wiki_a)
+    stats = maintenance_script(env, "showSiteStats.php", wiki_a)
     assert stats.returncode == 0 and "Total edits" in stats.stdout, stats.stderr
-    refused = maintenance_script(local_settings, "showSiteStats.php", wiki_b)
+    refused = maintenance_script(env, "showSiteStats.php", wiki_b)
     assert refused.returncode != 0 and f"The wiki {wiki_b} was deleted" in refused.stderr
 
     services.wiki_purge(actor=ops_user, wiki_id=wiki_a, confirm=wiki_a)
     run_pending()
     assert Wiki.objects.get(pk=wiki_a).state == WikiState.PURGED
+
+
+class Browser:
+    """A MediaWiki client with its own cookies (logins are sessions)."""
+
+    def __init__(self, base: str, wiki_id: str):
+        self.api = f"{base}/{wiki_id}/api.php"
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+
+    def call(self, params: dict, *, files: dict | None = None) -> dict:
+        params = {**params, "format": "json"}
+        if files:
+            body, content_type = multipart(params, files)
+            request = urllib.request.Request(self.api, data=body, method="POST")  # noqa: S310
+            request.add_header("Content-Type", content_type)
+        else:
+            data = urllib.parse.urlencode(params).encode()
+            request = urllib.request.Request(self.api, data=data, method="POST")  # noqa: S310
+        with self.opener.open(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    def login(self, user: str, password: str) -> dict:
+        token = self.call({"action": "query", "meta": "tokens", "type": "login"})
+        return self.call(
+            {
+                "action": "login",
+                "lgname": user,
+                "lgpassword": password,
+                "lgtoken": token["query"]["tokens"]["logintoken"],
+            }
+        )
+
+    def csrf_token(self) -> str:
+        return self.call({"action": "query", "meta": "tokens"})["query"]["tokens"]["csrftoken"]
+
+
+def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
+    boundary = "farm" + secrets.token_hex(8)
+    parts = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + f"{value}\r\n".encode()
+        )
+    for name, (filename, data) in files.items():
+        parts.append(
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+# A 1x1 PNG: the smallest image MediaWiki accepts as a file.
+PIXEL = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+def test_mediawiki_side_of_the_farm(mediawiki_farm, ops_user, admin_user_a):
+    """Login, ResourceLoader, the farm index, and a closed wiki refusing edits and logins."""
+    base, env, created = mediawiki_farm
+    run = secrets.token_hex(3)
+    wiki = f"mwc{run}"
+    create_wiki(admin_user_a, wiki, f"Closing {run}", created)
+
+    status, script = http("GET", f"{base}/{wiki}/load.php?modules=startup&only=scripts")
+    assert status == 200 and "mw.loader" in script
+    status, index = http("GET", f"{base}/")
+    assert status == 200 and f'href="/{wiki}/"' in index
+    status, missing = http("GET", f"{base}/zz{run}/index.php")
+    assert status == 404 and f"There is no wiki zz{run}" in missing
+
+    admin = Browser(base, wiki)
+    assert admin.login("Admin", ADMIN_PASSWORD)["login"]["result"] == "Success"
+
+    services.wiki_close(actor=ops_user, wiki_id=wiki, reason=f"Frozen {run}")
+    run_pending()
+    closed = (Path(env["FARM_EXPORT_DIR"]) / "dblists" / "closed.dblist").read_text()
+    assert wiki in closed.split()
+    status, html = page(base, wiki, "Main Page")
+    assert status == 200 and f"Closing {run}" in html  # still served
+    status, html = http("GET", f"{base}/{wiki}/index.php?title=Main_Page&action=edit")
+    assert f"Frozen {run}" in html  # the edit page says why it is read-only
+    refused = anonymous_edit(base, wiki, "Farm test", "while closed")
+    assert refused["error"]["code"] == "readonly", refused
+    assert refused["error"].get("readonlyreason") == f"Frozen {run}", refused
+    login = Browser(base, wiki).login("Admin", ADMIN_PASSWORD)
+    assert "readonly" in json.dumps(login).lower() or login.get("error", {}).get("code") == (
+        "readonly"
+    ), login
+
+    services.wiki_reopen(actor=ops_user, wiki_id=wiki)
+    run_pending()
+    assert anonymous_edit(base, wiki, "Farm test", "reopened")["edit"]["result"] == "Success"
+
+
+def test_no_error_window_through_archive_and_unarchive(mediawiki_farm, ops_user, admin_user_a):
+    """A reader polling the wiki all along sees it served (200) or refused with 503, never
+    a database error."""
+    base, _, created = mediawiki_farm
+    run = secrets.token_hex(3)
+    wiki = f"mwp{run}"
+    create_wiki(admin_user_a, wiki, f"Polled {run}", created)
+    statuses: list[int] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def poll():
+        while not stop.is_set():
+            status, body = page(base, wiki, "Main Page")
+            statuses.append(status)
+            if status not in (200, 503):
+                errors.append(body[:600])
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        services.wiki_archive(actor=admin_user_a, wiki_id=wiki)
+        run_pending()
+        time.sleep(0.3)
+        request = services.unarchive_request(actor=admin_user_a, wiki_id=wiki, reason="back")
+        services.unarchive_approve(actor=ops_user, request_id=request.pk)
+        run_pending()
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        poller.join(timeout=30)
+    assert Wiki.objects.get(pk=wiki).state == WikiState.ACTIVE
+    assert set(statuses) <= {200, 503}, (statuses, errors)
+    assert 503 in statuses and statuses[-1] == 200
+
+
+def test_uploads_live_in_the_wikis_storage_namespace(mediawiki_farm, ops_user, admin_user_a):
+    base, env, created = mediawiki_farm
+    run = secrets.token_hex(3)
+    wiki, other = f"mwu{run}", f"mwo{run}"
+    create_wiki(admin_user_a, wiki, f"Uploads {run}", created)
+    create_wiki(admin_user_a, other, f"Other {run}", created)
+    config.config_set(
+        actor=ops_user, layer="wiki", target=wiki, setting="wgEnableUploads", value=True
+    )
+    publishing.publish(respect_window=False)
+
+    admin = Browser(base, wiki)
+    assert admin.login("Admin", ADMIN_PASSWORD)["login"]["result"] == "Success"
+    name = f"Pixel-{run}.png"
+    uploaded = admin.call(
+        {"action": "upload", "filename": name, "token": admin.csrf_token(), "ignorewarnings": 1},
+        files={"file": (name, PIXEL)},
+    )
+    assert uploaded.get("upload", {}).get("result") == "Success", uploaded
+    url = uploaded["upload"]["imageinfo"]["url"]
+    path = urllib.parse.urlsplit(url).path
+    assert path.startswith(f"/{wiki}/images/"), url
+    storage = Path(env["FARM_EXPORT_DIR"]).parent / "storage" / "wikis" / wiki
+    stored = storage / path.removeprefix(f"/{wiki}/images/")
+    assert stored.read_bytes() == PIXEL
+
+    def fetch(wiki_id: str) -> tuple[int, bytes]:
+        target = f"{base}/{wiki_id}/images/" + path.removeprefix(f"/{wiki}/images/")
+        try:
+            with urllib.request.urlopen(target, timeout=30) as response:  # noqa: S310
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, b""
+
+    assert fetch(wiki) == (200, PIXEL)
+    assert fetch(other)[0] == 404  # another wiki never sees it
+    assert fetch(wiki.replace("mwu", "mwx"))[0] == 404
+
+    services.wiki_archive(actor=admin_user_a, wiki_id=wiki)
+    run_pending()
+    assert fetch(wiki)[0] == 503
+    request = services.unarchive_request(actor=admin_user_a, wiki_id=wiki, reason="back")
+    services.unarchive_approve(actor=ops_user, request_id=request.pk)
+    run_pending()
+    assert fetch(wiki) == (200, PIXEL)  # it survives archive and unarchive
+
+    services.wiki_purge(actor=ops_user, wiki_id=wiki, confirm=wiki)
+    run_pending()
+    assert not storage.exists()
+    assert fetch(wiki)[0] == 410

@@ -385,3 +385,34 @@ def test_a_missing_or_slow_hook_is_a_permanent_error(tmp_path):
     slow.post_create_timeout_seconds = 0.5
     with pytest.raises(PermanentError, match="ran over"):
         slow.post_create(wiki())
+
+
+def test_a_full_text_table_survives_archive_and_restore(tmp_path):
+    """MediaWiki's installer turns searchindex into an FTS table: its rows live in shadow
+    tables, and the dump must restore without inserting into the virtual table itself."""
+    import sqlite3 as sqlite
+
+    if "ENABLE_FTS3" not in " ".join(
+        row[0] for row in sqlite.connect(":memory:").execute("PRAGMA compile_options")
+    ):
+        pytest.skip("this Python's SQLite has no FTS3")
+    schema = tmp_path / "schema.sql"
+    schema.write_text("CREATE TABLE /*_*/page (page_id INTEGER PRIMARY KEY, title TEXT);\n")
+    driver = SQLiteDatabaseDriver(root=tmp_path / "db", schema_sql=schema)
+    wiki = WikiResources(wiki_id="ab", database_name="wiki_ab", storage_prefix="wikis/ab/")
+    driver.create(wiki, resume=False)
+    with sqlite.connect(driver.database_path(wiki)) as connection:
+        connection.execute("CREATE VIRTUAL TABLE searchindex USING FTS3(si_title, si_text)")
+        connection.execute("INSERT INTO searchindex VALUES ('Main Page', 'hello farm')")
+        connection.execute("INSERT INTO page VALUES (1, 'Main Page')")
+    dump = io.BytesIO()
+    archived = driver.archive(wiki, dump)
+    driver.purge(wiki)
+    restored = driver.restore(wiki, io.BytesIO(dump.getvalue()))
+    assert restored["table_rows"] == archived["table_rows"]
+    assert restored["table_rows"]["searchindex"] == 1
+    with sqlite.connect(driver.database_path(wiki)) as connection:
+        found = connection.execute(
+            "SELECT si_title FROM searchindex WHERE searchindex MATCH 'farm'"
+        ).fetchall()
+    assert found == [("Main Page",)]
