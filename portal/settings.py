@@ -7,6 +7,7 @@ filesystem transport, and the sqlite / filesystem / local drivers, all under FAR
 portal refuses to start when one is half configured.
 """
 
+import re
 from pathlib import Path
 
 import environ
@@ -156,6 +157,11 @@ CELERY_BEAT_SCHEDULE = {
 FARM_WIKI_QUOTA = env.int("FARM_WIKI_QUOTA", default=10)
 # Where MediaWiki serves a wiki ({id} is replaced); goes into farm.json and wgServer.
 FARM_WIKI_URL = env.str("FARM_WIKI_URL", default="http://localhost/{id}/")
+if not re.fullmatch(r"https?://[^\s{}]*\{id\}[^\s{}]*", FARM_WIKI_URL):
+    raise ImproperlyConfigured(
+        f"FARM_WIKI_URL={FARM_WIKI_URL!r} must be an http(s) URL with {{id}} once in its host "
+        "or path and no other braces, e.g. https://wikis.example.org/{id}/"
+    )
 # Seconds a publish waits for more changes, and the least time between two rewrites of the
 # farm-wide export files (farm.json, hosts.json, dblists, siteconfig.json).
 FARM_EXPORT_PUBLISH_WINDOW = env.float("FARM_EXPORT_PUBLISH_WINDOW", default=2.0)
