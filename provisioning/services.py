@@ -27,6 +27,7 @@ from farm.errors import (
 )
 from farm.models import Family, ReservedName, Tag, Wiki, WikiState
 from farm.roles import is_ops, may_create_wikis
+from farm.transactions import retry_on_lock_conflict
 from farm.validators import (
     DATABASE_NAME_RE,
     LANGUAGE_RE,
@@ -175,7 +176,7 @@ def _check_quota(actor) -> None:
         )
 
 
-@transaction.atomic
+@retry_on_lock_conflict
 def wiki_create(
     *,
     actor,
@@ -322,7 +323,7 @@ def unarchive_request(*, actor, wiki_id: object, reason: object) -> UnarchiveReq
     return request
 
 
-def _pending_request(actor, request_id: object) -> UnarchiveRequest:
+def _pending_request(actor, request_id: Any) -> UnarchiveRequest:
     if not is_ops(actor):
         raise NotAllowed("only ops may decide unarchive requests")
     try:

@@ -7,7 +7,7 @@ shape here, so a script needs to understand exactly one kind of error body.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
@@ -42,6 +42,16 @@ class IdempotencyKeyReused(exceptions.APIException):
     default_code = "idempotency_key_reused"
 
 
+class IdempotencyInProgress(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = (
+        "A request with this Idempotency-Key is still being handled: retry shortly to get "
+        "its answer."
+    )
+    default_code = "idempotency_in_progress"
+    wait = 1  # DRF's handler turns this into Retry-After
+
+
 class InvalidIdempotencyKey(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_detail = "The Idempotency-Key header must be 1 to 128 printable ASCII characters."
@@ -71,7 +81,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     response = exception_handler(exc, context)
     if response is None:
         return None  # not an API error: a bug, left to Django's 500 handling
-    response.data = _drf_error_body(exc)
+    # DRF answers only its own APIException (Http404 and PermissionDenied were converted).
+    response.data = _drf_error_body(cast(exceptions.APIException, exc))
     return response
 
 

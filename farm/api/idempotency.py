@@ -8,18 +8,21 @@ the stored answer instead of starting a second operation.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from farm.api.exceptions import IdempotencyKeyReused, InvalidIdempotencyKey
+from farm.api.exceptions import IdempotencyInProgress, IdempotencyKeyReused, InvalidIdempotencyKey
 from farm.models import IdempotencyRecord
+from farm.transactions import atomic_with_retries
 
 HEADER = "Idempotency-Key"
 KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$", re.ASCII)
@@ -56,9 +59,11 @@ def _key(request) -> str | None:
     return key
 
 
-def _existing(user, key: str) -> IdempotencyRecord | None:
-    # A locking read waits for a concurrent transaction holding the key and sees its result.
-    record = IdempotencyRecord.objects.select_for_update().filter(user=user, key=key).first()
+def _existing(user, key: str, *, locking: bool) -> IdempotencyRecord | None:
+    # A locking read waits for a concurrent transaction holding the key and sees its result;
+    # a plain one takes no gap locks, which two users' inserts would deadlock on.
+    records = IdempotencyRecord.objects.filter(user=user, key=key)
+    record = (records.select_for_update() if locking else records).first()
     expired_before = timezone.now() - timedelta(seconds=settings.FARM_API_IDEMPOTENCY_TTL_SECONDS)
     if record is not None and record.created_at < expired_before:
         record.delete()
@@ -78,7 +83,12 @@ def lookup(request) -> tuple[str, str] | None:
     if key is None:
         return None
     request_fingerprint = fingerprint(request)
-    record = _existing(request.user, key)
+    # The caller's row, exclusively and first: the record's insert below takes a shared lock
+    # on it (its foreign key) and the quota check an exclusive one, and two requests each
+    # holding the shared lock while waiting for the exclusive one would deadlock. Requests
+    # of one user with a key are serialized here; other users' are not touched.
+    get_user_model().objects.select_for_update().filter(pk=request.user.pk).first()
+    record = _existing(request.user, key, locking=False)
     if record is not None:
         _answer_repeat(record, request_fingerprint)
     return key, request_fingerprint
@@ -91,11 +101,12 @@ def reserve(request, key: str, request_fingerprint: str) -> IdempotencyRecord:
                 user=request.user, key=key, fingerprint=request_fingerprint
             )
     except IntegrityError:
-        # Another request with this key committed first: answer as its repeat.
-        record = _existing(request.user, key)
+        # Another request with this key committed first: answer as its repeat. If its record
+        # is not readable (yet, or any more), the client is told to come back shortly.
+        record = _existing(request.user, key, locking=True)
         if record is not None:
             _answer_repeat(record, request_fingerprint)
-        raise
+        raise IdempotencyInProgress() from None
 
 
 def store(record: IdempotencyRecord, response: Response, redact: tuple[str, ...]) -> None:
@@ -125,8 +136,16 @@ class IdempotentPostMixin:
         self._idempotency_record = None
         if request.method != "POST":
             return super().dispatch(request, *args, **kwargs)
-        with transaction.atomic():
-            return super().dispatch(request, *args, **kwargs)
+        body = request.body  # read once: a repeated attempt parses the same bytes
+
+        def attempt():
+            # Django's request reads its body from this stream; each attempt starts over.
+            request._stream = io.BytesIO(body)
+            self._idempotency_record = None
+            return super(IdempotentPostMixin, self).dispatch(request, *args, **kwargs)
+
+        # The whole request is one transaction, repeated if the registry broke a deadlock.
+        return atomic_with_retries(attempt)
 
     def check_throttles(self, request):
         # Before the throttles: a replay starts nothing, so it does not count against them.
