@@ -9,6 +9,7 @@ portal refuses to start when one is half configured.
 
 import re
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -184,9 +185,9 @@ FARM_TABLE_PREFIX = env.str("FARM_TABLE_PREFIX", default="")
 FARM_POST_CREATE_HOOK = env.str("FARM_POST_CREATE_HOOK", default="")
 
 
-def _driver_settings() -> dict[str, dict]:
+def _driver_settings() -> dict[str, dict[str, Any]]:
     """Pick each resource driver from the variables that switch its production mode on."""
-    drivers = {
+    drivers: dict[str, dict[str, Any]] = {
         "database": {
             "class": "provisioning.drivers.sqlite.SQLiteDatabaseDriver",
             "options": {
@@ -316,7 +317,7 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "farm.api.permissions.TokenScope",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["farm.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "farm.api.pagination.Pagination",
@@ -355,4 +356,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django's default "django" logger has a console handler of its own (on with DEBUG):
+    # with the root's, every django.* record was written twice. Its records go to the root.
+    "loggers": {"django": {"handlers": [], "propagate": True}},
 }

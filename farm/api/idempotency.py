@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
@@ -136,7 +137,11 @@ class IdempotentPostMixin:
         self._idempotency_record = None
         if request.method != "POST":
             return super().dispatch(request, *args, **kwargs)
-        body = request.body  # read once: a repeated attempt parses the same bytes
+        try:
+            body = request.body  # read once: a repeated attempt parses the same bytes
+        except RequestDataTooBig:
+            # DRF reads the body again, meets the same limit and answers 413.
+            return super().dispatch(request, *args, **kwargs)
 
         def attempt():
             # Django's request reads its body from this stream; each attempt starts over.

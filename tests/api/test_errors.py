@@ -97,6 +97,25 @@ def test_ids_breaking_the_rules(farm_drivers, alice, wiki_id, rule):
     assert snapshot() == before
 
 
+@pytest.mark.parametrize("depth", [33, 500, 1000, 100_000])
+@pytest.mark.parametrize(
+    "path", ["/wikis/", "/config/blocks/default/settings/wgRightsText/", "/tokens/"]
+)
+def test_deeply_nested_json_is_400_not_500(farm_drivers, alice, path, depth):
+    before = snapshot()
+    body = "[" * depth + "]" * depth
+    method = alice.put if "settings" in path else alice.post
+    response = method(API + path, body, content_type="application/json")
+    assert_error(response, 400, "malformed_json")
+    assert "nested deeper" in response.json()["message"]
+    assert snapshot() == before
+
+
+def test_brackets_inside_strings_are_not_nesting(farm_drivers, alice):
+    response = raw_post(alice, "/wikis/", json.dumps({"id": "alpha", "sitename": "[" * 100}))
+    assert response.status_code == 202, response.content
+
+
 def test_oversized_body_is_413(farm_drivers, alice, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
     body = json.dumps({"id": "alpha", "sitename": "A" * 2000})
