@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from farm import exports, publishing
-from farm.models import Wiki, WikiState
+from farm.models import ConfigLayer, ConfigValue, Wiki, WikiState
 from provisioning import archives, placement
 from provisioning.drivers import database_driver, search_driver, storage_driver
 from provisioning.drivers.base import PermanentError, WikiResources
@@ -326,7 +326,16 @@ def purge_search_documents(ctx: StepContext) -> dict[str, Any]:
 
 
 def remove_config(ctx: StepContext) -> dict[str, Any]:
-    return publishing.publish_wiki_now(ctx.wiki.id)
+    """Delete the wiki's own config block; its last values go into the purge receipt (the
+    step's result, recorded before the rows go, survives a crash and a retry)."""
+    block = ConfigValue.objects.filter(layer=ConfigLayer.WIKI, target=ctx.wiki.id)
+    values = dict(block.values_list("setting__name", "value"))
+    if "values" not in ctx.step.get("checkpoint", {}):
+        ctx.checkpoint(checkpoint={"values": values})
+    kept = ctx.step["checkpoint"]["values"]
+    deleted, _ = block.delete()
+    publishing.publish_wiki_now(ctx.wiki.id)
+    return {"values": kept, "rows_deleted": deleted}
 
 
 def verify_purged(ctx: StepContext) -> dict[str, Any]:
@@ -344,9 +353,17 @@ def verify_purged(ctx: StepContext) -> dict[str, Any]:
     documents = sum(remaining["search"]["counts"].values())
     if documents:
         leftovers.append(f"{documents} search documents remain")
+    config_rows = ConfigValue.objects.filter(layer=ConfigLayer.WIKI, target=ctx.wiki.id).count()
+    if config_rows:
+        leftovers.append(f"{config_rows} configuration values remain")
     if leftovers:
         raise PermanentError("purge verification failed: " + "; ".join(leftovers))
-    return {"database_exists": False, "storage_objects": 0, "search_documents": 0}
+    return {
+        "database_exists": False,
+        "storage_objects": 0,
+        "search_documents": 0,
+        "config_values": 0,
+    }
 
 
 def tombstone(ctx: StepContext) -> dict[str, Any]:
@@ -360,6 +377,7 @@ def tombstone(ctx: StepContext) -> dict[str, Any]:
             "database": op.result_of("purge_database"),
             "storage": op.result_of("purge_storage"),
             "search": op.result_of("purge_search_documents"),
+            "config": op.result_of("remove_config").get("values", {}),
         },
         "verification": op.result_of("verify_purged"),
     }
@@ -411,7 +429,7 @@ def free_wiki_id(ctx: StepContext) -> dict[str, Any]:
             .first()
         )
         deleted, _ = Wiki.objects.filter(pk=wiki_id, state=WikiState.PROVISIONING).delete()
-        if deleted:
+        if deleted and cluster is not None:
             placement.release(cluster)
     # activate may have written the file before a crash kept the wiki from turning active.
     exports.remove_wiki_file(wiki_id)
