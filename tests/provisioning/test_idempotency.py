@@ -123,7 +123,11 @@ def test_step_run_twice_equals_step_run_once(
     twice = everything(tmp_path)
 
     assert twice == once
-    assert checkpoints in ([], [{"touched": True}] * 2)
+    # A step records that it touched its resource each time; remove_config keeps the values
+    # it is about to delete once, on its first run, and reads them back on the second.
+    assert checkpoints in ([], [{"touched": True}] * 2) or (
+        step_name == "remove_config" and len(checkpoints) == 1
+    )
 
     # The engine then finishes the operation from that step, which runs it a third time.
     services.operation_retry(actor=ops_user, operation_id=operation.pk)

@@ -71,4 +71,5 @@ def test_full_lifecycle_with_resources_checked(farm_drivers, ops_user, admin_use
         "database_exists": False,
         "storage_objects": 0,
         "search_documents": 0,
+        "config_values": 0,
     }
