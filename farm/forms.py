@@ -4,20 +4,161 @@ ServiceError is shown beside the field it names (`show_service_error`)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import django_filters
+import jsonschema
 from django import forms
 
-from farm.api.filters import AuditEventFilter, WikiFilter
 from farm.errors import ServiceError
-from farm.models import Family, SettingType, Tag, WikiState
+from farm.filters import AuditEventFilter, WikiFilter
+from farm.models import Family, SettingDefinition, SettingType, Tag, WikiState
+from farm.validators import (
+    DATABASE_NAME_RE,
+    DATABASE_PATTERN_RE,
+    ECHO_LIMIT,
+    FAMILY_NAME_RE,
+    LANGUAGE_RE,
+    RESERVED_NAME_RE,
+    TAG_NAME_RE,
+    WIKI_ID_RULE,
+    shorten,
+)
+
+# --- errors in words -----------------------------------------------------------------------
+# The services name the rule an input broke (`rule`: a regex, a JSON Schema keyword with its
+# value, `max_length:255`, ...) for scripts. People read it in words, said here once.
+
+PATTERN_WORDS = {
+    WIKI_ID_RULE: "a lowercase letter, then 1 to 31 lowercase letters or digits",
+    RESERVED_NAME_RE.pattern: "a lowercase letter, then up to 31 lowercase letters or digits",
+    FAMILY_NAME_RE.pattern: "a lowercase letter, then 1 to 31 lowercase letters, digits or hyphens",
+    TAG_NAME_RE.pattern: "2 to 64 lowercase letters, digits or hyphens, starting with a "
+    "letter and not ending with a hyphen",
+    DATABASE_PATTERN_RE.pattern: "{id} once, otherwise only lowercase letters, digits and "
+    "underscores",
+    DATABASE_NAME_RE.pattern: "a lowercase letter, then up to 63 lowercase letters, digits or "
+    "underscores",
+    LANGUAGE_RE.pattern: "a language code such as en, de or pt-br",
+    # The patterns of the seeded settings catalog (farm/config.py).
+    r"^https?://[^/\s\"'<>]+$": "http:// or https:// and a host name, without a path",
+    r"^/[^\s\"'<>]*\$1[^\s\"'<>]*$": "a path that starts with / and contains $1",
+    r"^https?://[^\s\"'<>]+$": "a web address starting with http:// or https://",
+    r"^[^@\s\"'<>]+@[^@\s\"'<>]+$": "an e-mail address",
+    r"^[A-Za-z][A-Za-z0-9_]{0,63}$": "a letter, then up to 63 letters, digits or underscores",
+    r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$": "a time zone name such as Europe/Berlin",
+    r"^[a-z0-9]{1,10}$": "1 to 10 lowercase letters or digits",
+    r"^[a-z][a-z0-9-]{0,63}$": "a lowercase letter, then up to 63 lowercase letters, digits "
+    "or hyphens",
+    r"^[a-z][a-z0-9_-]{0,63}$": "a lowercase letter, then up to 63 lowercase letters, "
+    "digits, hyphens or underscores",
+    r"^[A-Za-z*][A-Za-z0-9_-]{0,63}$": "a group name: a letter or *, then up to 63 letters, "
+    "digits, hyphens or underscores",
+    r"^-?[0-9]{1,6}$": "a namespace number",
+    r"^[1-9][0-9]{2,5}$": "a namespace number of 100 or more",
+}
+
+JSON_TYPE_WORDS = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a map of names to values",
+    "null": "empty",
+}
+
+RULE_WORDS = {
+    "required": "must not be empty",
+    "not_null": "must have a value (remove it to inherit instead)",
+    "length<=64": "must give at most 64 characters for a 32-character wiki id",
+    "ops_only": "is changed by ops only",
+}
+
+
+def _count(number: Any, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def keyword_in_words(keyword: str, value: Any) -> str | None:
+    """A JSON Schema keyword with its value (or a service rule of that shape) as "must ..."
+    words; None for a keyword this does not know."""
+    if keyword == "pattern":
+        return f"must be {PATTERN_WORDS.get(value, 'in the form this setting takes')}"
+    if keyword == "type":
+        kinds = value if isinstance(value, list) else str(value).split(">=")[:1]
+        return "must be " + " or ".join(JSON_TYPE_WORDS.get(kind, kind) for kind in kinds)
+    if keyword == "enum":
+        choices = value if isinstance(value, list) else str(value).split(",")
+        return "must be one of: " + shorten(", ".join(map(str, choices)), 200)
+    if keyword == "const":
+        return f"must be {shorten(json.dumps(value))}"
+    if keyword == "minLength":
+        return "must not be empty" if value == 1 else f"must have at least {value} characters"
+    words = {
+        "maxLength": lambda n: f"must have at most {_count(n, 'character')}",
+        "max_length": lambda n: f"must have at most {_count(n, 'printable character')}",
+        "minimum": lambda n: f"must be at least {n}",
+        "maximum": lambda n: f"must be at most {n}",
+        "exclusiveMinimum": lambda n: f"must be more than {n}",
+        "exclusiveMaximum": lambda n: f"must be less than {n}",
+        "minItems": lambda n: f"must have at least {_count(n, 'item')}",
+        "maxItems": lambda n: f"must have at most {_count(n, 'item')}",
+        "uniqueItems": lambda _: "must not list an item twice",
+        "minProperties": lambda n: f"must have at least {_count(n, 'entry')}",
+        "maxProperties": lambda n: f"must have at most {_count(n, 'entry')}",
+        "required": lambda names: "must have " + ", ".join(map(str, names)),
+        "additionalProperties": lambda _: "has a name that is not allowed here",
+        "max_bytes": lambda n: f"must be at most {int(n) // 1024} KiB as JSON",
+    }.get(keyword)
+    return words(value) if words else None
+
+
+def rule_in_words(rule: str | None) -> str | None:
+    """A service's `rule` in words; None for rules whose message already says it in words
+    (`unique`, `not_reserved`, `equals_wiki_id`, ...)."""
+    if not rule:
+        return None
+    if rule in RULE_WORDS:
+        return RULE_WORDS[rule]
+    if rule in PATTERN_WORDS:
+        return f"must be {PATTERN_WORDS[rule]}"
+    keyword, _, value = rule.partition(":")
+    if not value or not re.fullmatch(r"[A-Za-z_]+", keyword):
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return keyword_in_words(keyword, parsed)
+
+
+def ui_message(exc: ServiceError, subject: str | None = None) -> str:
+    """A service's refusal as a person reads it: the rule in words, what they typed cut
+    short. `subject` is what broke the rule (a form field's label)."""
+    words = rule_in_words(exc.rule)
+    if words is None:
+        return shorten_echoes(exc.message)
+    if subject is None:
+        named = (exc.field or "the value").replace("_", " ")
+        subject = named[:1].upper() + named[1:]
+    return f"{subject} {words}."
+
+
+def shorten_echoes(message: str) -> str:
+    """A message with every quoted echo of the input cut to a readable length."""
+    return re.sub(rf"'([^']{{{ECHO_LIMIT}}})[^']+'", r"'\1…'", message)
 
 
 def show_service_error(form: forms.Form, exc: ServiceError, aliases: dict | None = None) -> None:
-    """Put the service's message beside its field, or above the form when it names none."""
+    """Put the service's refusal, in words, beside the field it names, or above the form
+    when it names none."""
     field = (aliases or {}).get(exc.field, exc.field)
-    form.add_error(field if field in form.fields else None, exc.message)
+    if field in form.fields:
+        form.add_error(field, ui_message(exc, str(form[field].label)))
+    else:
+        form.add_error(None, ui_message(exc))
 
 
 class WikiCreateForm(forms.Form):
@@ -87,60 +228,98 @@ class PurgeForm(forms.Form):
     )
 
 
-class SettingValueForm(forms.Form):
-    """One setting's value at the wiki layer, typed as the catalog says."""
+class JSONValueField(forms.JSONField):
+    """JSON typed in a textarea, shown indented: for the settings that are lists or maps."""
 
-    value = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-
-    def __init__(self, *args, setting_type: str, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.setting_type = setting_type
-        self.fields["value"].help_text = VALUE_HELP[setting_type]
-
-    def clean_value(self) -> Any:
-        text = self.cleaned_data["value"]
-        try:
-            return parse_setting_value(self.setting_type, text)
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, dict | list):
+            return json.dumps(value, indent=1, ensure_ascii=False)
+        return super().prepare_value(value)
 
 
-VALUE_HELP = {
-    SettingType.STRING: "Plain text.",
-    SettingType.INTEGER: "A whole number.",
-    SettingType.NUMBER: "A number.",
-    SettingType.BOOLEAN: "true or false.",
-    SettingType.ARRAY: 'JSON, e.g. ["png", "jpg"].',
-    SettingType.OBJECT: 'JSON, e.g. {"1x": "/logo.png"}.',
+JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    SettingType.INTEGER: int,
+    SettingType.NUMBER: (int, float),
+    SettingType.ARRAY: list,
+    SettingType.OBJECT: dict,
 }
 
 
-def parse_setting_value(setting_type: str, text: str) -> Any:
-    """The value a person typed, as the JSON type the setting has."""
-    text = text.strip()
-    if setting_type == SettingType.STRING:
-        return text
-    if setting_type == SettingType.BOOLEAN:
-        if text.lower() not in ("true", "false"):
-            raise ValueError("type true or false")
-        return text.lower() == "true"
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON: {exc.msg}") from None
-    expected = {
-        SettingType.INTEGER: int,
-        SettingType.NUMBER: (int, float),
-        SettingType.ARRAY: list,
-        SettingType.OBJECT: dict,
-    }[setting_type]
-    if isinstance(value, bool) or not isinstance(value, expected):
-        raise ValueError(f"this setting takes {VALUE_HELP[setting_type].lower()}")
-    return value
+def setting_value_field(definition: SettingDefinition) -> forms.Field:
+    """The input a setting's type calls for: a checkbox for a boolean, a number input, a
+    choice among the schema's `enum`, plain text for a string (what is typed is the value,
+    quotes included), and JSON only for lists and maps."""
+    schema = definition.schema or {}
+    label = definition.name
+    if definition.type == SettingType.BOOLEAN:
+        return forms.BooleanField(required=False, label=label, help_text="Checked is true.")
+    if isinstance(schema.get("enum"), list):
+        choices = {format_setting_value(choice): choice for choice in schema["enum"]}
+        return forms.TypedChoiceField(
+            label=label,
+            choices=[(key, key) for key in choices],
+            coerce=choices.__getitem__,
+            error_messages={"invalid_choice": "Choose one of the listed values."},
+        )
+    if definition.type in (SettingType.INTEGER, SettingType.NUMBER):
+        bounds = {key: schema[key] for key in ("minimum", "maximum") if key in schema}
+        attrs = {key[:3]: value for key, value in bounds.items()}
+        if definition.type == SettingType.INTEGER:
+            return forms.IntegerField(label=label, widget=forms.NumberInput(attrs=attrs))
+        attrs["step"] = "any"
+        return forms.FloatField(label=label, widget=forms.NumberInput(attrs=attrs))
+    if definition.type == SettingType.STRING:
+        attrs = {"maxlength": schema["maxLength"]} if "maxLength" in schema else {}
+        return forms.CharField(
+            label=label, required=False, strip=False, widget=forms.TextInput(attrs=attrs)
+        )
+    example = '["png", "jpg"]' if definition.type == SettingType.ARRAY else '{"1x": "/a.png"}'
+    return JSONValueField(
+        label=label,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        help_text=f"JSON, e.g. {example}.",
+    )
+
+
+class SettingValueForm(forms.Form):
+    """One setting's value at the wiki layer, typed as the catalog says. The value is also
+    checked against the setting's JSON Schema here, to say in words what breaks it; the
+    service checks it again and decides."""
+
+    def __init__(self, *args, definition: SettingDefinition, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.definition = definition
+        self.fields["value"] = setting_value_field(definition)
+
+    def clean_value(self) -> Any:
+        value = self.cleaned_data["value"]
+        expected = JSON_TYPES.get(self.definition.type)
+        if expected and (isinstance(value, bool) or not isinstance(value, expected)):
+            kind = JSON_TYPE_WORDS[self.definition.type]
+            raise forms.ValidationError(f"This setting takes {kind}.")
+        validator = jsonschema.Draft202012Validator(self.definition.schema)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        if error is not None:
+            raise forms.ValidationError(schema_error_in_words(error))
+        return value
+
+
+def schema_error_in_words(error: jsonschema.exceptions.ValidationError) -> str:
+    """A JSON Schema error as a sentence: where in the value, and the rule in words."""
+    where = " → ".join(
+        f"item {step + 1}" if isinstance(step, int) else f"“{shorten(step)}”" for step in error.path
+    )
+    if "propertyNames" in error.relative_schema_path:  # a map's key broke it, not a value
+        name = f"the name “{shorten(error.instance)}”"
+        subject = f"in {where}, {name}" if where else name
+    else:
+        subject = where or "the value"
+    words = keyword_in_words(str(error.validator), error.validator_value)
+    return f"{subject[:1].upper()}{subject[1:]} {words or 'is not allowed by this setting'}."
 
 
 def format_setting_value(value: Any) -> str:
-    """A value as a person would type it back into SettingValueForm."""
+    """A value as a person reads it: text as it is, anything else as JSON."""
     if value is None:
         return ""
     if isinstance(value, str):

@@ -17,6 +17,7 @@ finish, and the next one (requested, or started by beat's sweep) finishes the jo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -151,7 +152,7 @@ def publish_due(*, respect_window: bool = True) -> float | None:
 def publish(*, respect_window: bool = True) -> dict[str, Any]:
     """Write the dirty wikis' files and then the farm-wide files, if there is anything to
     publish. Returns what was done, or `retry_in` seconds when this is not the time."""
-    state = _publisher().values("requested_at").first() or {}
+    state: Mapping[str, Any] = _publisher().values("requested_at").first() or {}
     if state.get("requested_at") is None and not _dirty_batch(1):
         return {"idle": True}
     wait = publish_due(respect_window=respect_window)

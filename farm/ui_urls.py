@@ -1,12 +1,16 @@
 """URLs of the web UI (mounted at the site root by portal/urls.py)."""
 
+from django.templatetags.static import static
 from django.urls import path, re_path
+from django.views.generic import RedirectView
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from farm import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    # Browsers ask for /favicon.ico whatever the page's <link rel="icon"> says.
+    path("favicon.ico", RedirectView.as_view(url=static("farm/favicon.svg"), permanent=True)),
     path("login/", views.PortalLoginView.as_view(), name="login"),
     path("logout/", views.logout, name="logout"),
     # mozilla-django-oidc's two endpoints, under the names it reverses.

@@ -16,12 +16,25 @@ DATABASE_PATTERN_RE = re.compile(r"^[a-z0-9_]*\{id\}[a-z0-9_]*$", re.ASCII)
 DATABASE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$", re.ASCII)
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$", re.ASCII)
 MAX_WIKI_ID_LENGTH = 32
+# How much of a refused input a message echoes back.
+ECHO_LIMIT = 60
+
+
+def shorten(text: object, limit: int = ECHO_LIMIT) -> str:
+    """Text as a message may echo it: at most `limit` characters, then "…"."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def echo(value: object) -> str:
+    """A refused input quoted for a message, cut short: a long input is not sent back."""
+    return repr(shorten(value)) if isinstance(value, str) else shorten(repr(value))
 
 
 def check_wiki_id(value: object) -> str:
     if not isinstance(value, str) or not WIKI_ID_RE.fullmatch(value):
         raise InvalidInput(
-            f"wiki id {value!r} breaks the rule {WIKI_ID_RULE}: a lowercase ASCII letter, "
+            f"wiki id {echo(value)} breaks the rule {WIKI_ID_RULE}: a lowercase ASCII letter, "
             "then 1 to 31 lowercase ASCII letters or digits",
             field="wiki_id",
             rule=WIKI_ID_RULE,
@@ -33,7 +46,7 @@ def check_database_pattern(pattern: str) -> str:
     """A family's pattern must give a valid MariaDB identifier (<= 64) for every wiki id."""
     if not DATABASE_PATTERN_RE.fullmatch(pattern) or pattern.count("{id}") != 1:
         raise InvalidInput(
-            f"database pattern {pattern!r} must contain {{id}} once and otherwise only "
+            f"database pattern {echo(pattern)} must contain {{id}} once and otherwise only "
             "lowercase letters, digits and underscores",
             field="database_pattern",
             rule=DATABASE_PATTERN_RE.pattern,
@@ -41,7 +54,7 @@ def check_database_pattern(pattern: str) -> str:
     longest = pattern.replace("{id}", "a" * MAX_WIKI_ID_LENGTH)
     if len(longest) > 64 or not DATABASE_NAME_RE.fullmatch(pattern.replace("{id}", "a")):
         raise InvalidInput(
-            f"database pattern {pattern!r} must start with a letter or {{id}} and give at "
+            f"database pattern {echo(pattern)} must start with a letter or {{id}} and give at "
             "most 64 characters for a 32-character wiki id",
             field="database_pattern",
             rule="length<=64",
@@ -52,7 +65,7 @@ def check_database_pattern(pattern: str) -> str:
 def check_name(value: object, *, field: str, pattern: re.Pattern[str]) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidInput(
-            f"{field} {value!r} breaks the rule {pattern.pattern}",
+            f"{field} {echo(value)} breaks the rule {pattern.pattern}",
             field=field,
             rule=pattern.pattern,
         )

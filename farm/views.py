@@ -12,7 +12,6 @@ from django.conf import settings
 from django.contrib import auth, messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -32,8 +31,8 @@ from farm.forms import (
     WikiCreateForm,
     WikiEditForm,
     WikiListFilter,
-    format_setting_value,
     show_service_error,
+    ui_message,
 )
 from farm.management.commands.farm_seed_demo import DEMO_USERS
 from farm.models import (
@@ -71,9 +70,10 @@ def _may_manage(user, wiki: Wiki) -> bool:
     return has_role(user, WIKI_ADMIN) and wiki.owners.filter(pk=user.pk).exists()
 
 
-def _require(allowed: bool) -> None:
-    if not allowed:
-        raise PermissionDenied
+def _forbidden(request: HttpRequest) -> HttpResponse:
+    """The 403 page, answered rather than raised: Django logs a raised PermissionDenied
+    with its traceback, and a refusal is an answer, not a fault (one log line)."""
+    return render(request, "403.html", status=403)
 
 
 # --- signing in and out --------------------------------------------------------------------
@@ -141,6 +141,8 @@ def _with_last_operation(queryset: QuerySet) -> QuerySet:
 
 def archive_bytes(wiki: Wiki) -> int | None:
     """The size of the wiki's current archive, from the manifest the registry keeps."""
+    if wiki.state == WikiState.PURGED:
+        return None  # the purge removed the archive; its manifest stays as a record
     manifest = wiki.archive_manifest or {}
     sizes = [
         (manifest.get("database") or {}).get("bytes"),
@@ -172,7 +174,8 @@ def wiki_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def all_wikis(request: HttpRequest) -> HttpResponse:
-    _require(sees_all_wikis(request.user))
+    if not sees_all_wikis(request.user):
+        return _forbidden(request)
     return _wiki_list(
         request, Wiki.objects.for_user(request.user), title="All wikis", everyone=True
     )
@@ -221,7 +224,7 @@ def check_wiki_id_json(request: HttpRequest) -> JsonResponse:
     problem = wiki_id_problem(wiki_id, request.GET.get("family"))
     if problem is None:
         return JsonResponse({"id": wiki_id, "available": True, "message": f"{wiki_id} is free"})
-    body = {"id": wiki_id, "available": False, "message": problem.message}
+    body = {"id": wiki_id, "available": False, "message": ui_message(problem, "Wiki id")}
     if problem.rule:
         body["rule"] = problem.rule
     return JsonResponse(body)
@@ -230,7 +233,8 @@ def check_wiki_id_json(request: HttpRequest) -> JsonResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def wiki_create(request: HttpRequest) -> HttpResponse:
-    _require(may_create_wikis(request.user))
+    if not may_create_wikis(request.user):
+        return _forbidden(request)
     form = WikiCreateForm(request.POST or None)
 
     def create(data):
@@ -290,13 +294,14 @@ def wiki_detail(request: HttpRequest, wiki_id: str) -> HttpResponse:
 def wiki_archive(request: HttpRequest, wiki_id: str) -> HttpResponse:
     """A confirmation page that says what archiving does; POST starts it."""
     wiki = _visible_wiki(request, wiki_id)
-    _require(_may_manage(request.user, wiki))
+    if not _may_manage(request.user, wiki):
+        return _forbidden(request)
     error, status = None, 200
     if request.method == "POST":
         try:
             lifecycle.wiki_archive(actor=request.user, wiki_id=wiki.id)
         except ServiceError as exc:
-            error, status = exc.message, exc.status
+            error, status = ui_message(exc), exc.status
         else:
             messages.success(request, f"Archiving {wiki.id}.")
             return redirect("wiki-detail", wiki_id=wiki.id)
@@ -313,7 +318,8 @@ def wiki_archive(request: HttpRequest, wiki_id: str) -> HttpResponse:
 def wiki_edit(request: HttpRequest, wiki_id: str) -> HttpResponse:
     """Change the site name and tags; MediaWiki's export follows within a publish window."""
     wiki = _visible_wiki(request, wiki_id)
-    _require(_may_manage(request.user, wiki))
+    if not _may_manage(request.user, wiki):
+        return _forbidden(request)
     initial = {"sitename": wiki.sitename, "tags": list(wiki.tags.values_list("name", flat=True))}
     form = WikiEditForm(request.POST or None, initial=initial)
 
@@ -338,7 +344,8 @@ def _may_close(user, wiki: Wiki) -> bool:
 def wiki_close(request: HttpRequest, wiki_id: str) -> HttpResponse:
     """Close a wiki: MediaWiki keeps serving it, read-only, with the reason given."""
     wiki = _visible_wiki(request, wiki_id)
-    _require(_may_close(request.user, wiki))
+    if not _may_close(request.user, wiki):
+        return _forbidden(request)
     form = ReasonForm(request.POST or None)
 
     def close(data):
@@ -355,11 +362,12 @@ def wiki_close(request: HttpRequest, wiki_id: str) -> HttpResponse:
 @require_POST
 def wiki_reopen(request: HttpRequest, wiki_id: str) -> HttpResponse:
     wiki = _visible_wiki(request, wiki_id)
-    _require(_may_close(request.user, wiki))
+    if not _may_close(request.user, wiki):
+        return _forbidden(request)
     try:
         lifecycle.wiki_reopen(actor=request.user, wiki_id=wiki.id)
     except ServiceError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, ui_message(exc))
     else:
         messages.success(request, f"Reopening {wiki.id}: it becomes writable again.")
     return redirect("wiki-detail", wiki_id=wiki.id)
@@ -369,7 +377,8 @@ def wiki_reopen(request: HttpRequest, wiki_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def unarchive_request(request: HttpRequest, wiki_id: str) -> HttpResponse:
     wiki = _visible_wiki(request, wiki_id)
-    _require(_may_manage(request.user, wiki))
+    if not _may_manage(request.user, wiki):
+        return _forbidden(request)
     form = ReasonForm(request.POST or None)
 
     def request_unarchive(data):
@@ -392,7 +401,7 @@ def operation_action(request: HttpRequest, operation_id: str, action: str) -> Ht
     try:
         service(actor=request.user, operation_id=operation.pk)
     except ServiceError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, ui_message(exc))
     else:
         messages.success(request, f"{action.capitalize()} of the {operation.kind} started.")
     if operation.wiki_id and Wiki.objects.filter(pk=operation.wiki_id).exists():
@@ -442,14 +451,17 @@ def wiki_config_setting(request: HttpRequest, wiki_id: str, setting: str) -> Htt
     editable = _may_edit_setting(request.user, wiki, definition.editable_by)
     entry = config.wiki_effective_config(actor=request.user, wiki_id=wiki.id)["settings"][setting]
     own = next((layer["value"] for layer in entry["layers"] if layer["layer"] == "wiki"), None)
+    # The form starts from the wiki's own value, else the inherited one: a checkbox or a
+    # choice always shows some value, and it should be the one in force.
     form = SettingValueForm(
         request.POST or None,
-        setting_type=definition.type,
-        initial={"value": format_setting_value(own)},
+        definition=definition,
+        initial={"value": entry["value"] if own is None else own},
     )
-    status = 200
+    status: int | None = 200
     if request.method == "POST":
-        _require(editable)
+        if not editable:
+            return _forbidden(request)
         status = _save_setting(request, form, wiki, definition)
         if status is None:
             return redirect("wiki-config", wiki_id=wiki.id)
@@ -471,7 +483,7 @@ def _save_setting(request, form, wiki: Wiki, definition: SettingDefinition) -> i
         try:
             config.config_unset(actor=request.user, **block)
         except ServiceError as exc:
-            messages.error(request, exc.message)
+            messages.error(request, ui_message(exc))
             return exc.status
         messages.success(request, f"{definition.name} now inherits its value.")
         return None
@@ -492,7 +504,8 @@ def _save_setting(request, form, wiki: Wiki, definition: SettingDefinition) -> i
 @login_required
 @require_GET
 def unarchive_queue(request: HttpRequest) -> HttpResponse:
-    _require(sees_all_wikis(request.user))
+    if not sees_all_wikis(request.user):
+        return _forbidden(request)
     return _render_queue(request)
 
 
@@ -516,7 +529,8 @@ def _render_queue(request, *, failed_request: int | None = None, error: str = ""
 @login_required
 @require_POST
 def unarchive_decide(request: HttpRequest, request_id: int, decision: str) -> HttpResponse:
-    _require(is_ops(request.user))
+    if not is_ops(request.user):
+        return _forbidden(request)
     unarchive = get_object_or_404(UnarchiveRequest.objects.for_user(request.user), pk=request_id)
     form = DecisionForm(request.POST)
     note = form.cleaned_data["note"] if form.is_valid() else ""
@@ -525,7 +539,7 @@ def unarchive_decide(request: HttpRequest, request_id: int, decision: str) -> Ht
         service(actor=request.user, request_id=unarchive.pk, note=note)
     except ServiceError as exc:
         return _render_queue(
-            request, failed_request=unarchive.pk, error=exc.message, status=exc.status
+            request, failed_request=unarchive.pk, error=ui_message(exc), status=exc.status
         )
     if decision == "approve":
         messages.success(request, f"Approved: unarchiving {unarchive.wiki_id}.")
@@ -539,7 +553,8 @@ def unarchive_decide(request: HttpRequest, request_id: int, decision: str) -> Ht
 def wiki_purge(request: HttpRequest, wiki_id: str) -> HttpResponse:
     """Says what will be removed; the wiki id typed again starts the purge."""
     wiki = _visible_wiki(request, wiki_id)
-    _require(is_ops(request.user))
+    if not is_ops(request.user):
+        return _forbidden(request)
     if wiki.state in (WikiState.PURGING, WikiState.PURGED):
         return redirect("wiki-detail", wiki_id=wiki.id)
     form = PurgeForm(request.POST or None)
@@ -558,7 +573,8 @@ def wiki_purge(request: HttpRequest, wiki_id: str) -> HttpResponse:
 @login_required
 @require_GET
 def audit_log(request: HttpRequest) -> HttpResponse:
-    _require(sees_all_wikis(request.user))
+    if not sees_all_wikis(request.user):
+        return _forbidden(request)
     audit_filter = AuditLogFilter(request.GET, queryset=AuditEvent.objects.all())
     events = audit_filter.qs if audit_filter.is_valid() else AuditEvent.objects.none()
     context = {"filter": audit_filter, "page": _page(request, events)}

@@ -6,7 +6,7 @@ import gzip
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from provisioning.drivers.base import PermanentError, StorageDriver, WikiResources
 
@@ -46,7 +46,7 @@ def write_compressed(
         hashing = HashingWriter(raw)
         # mtime=0: the same content gives the same bytes, so a repeated step gives the same hash.
         with gzip.GzipFile(fileobj=hashing, mode="wb", mtime=0) as compressed:
-            result = produce(compressed)
+            result = produce(cast(BinaryIO, compressed))  # GzipFile is a binary stream
     return {**result, "file": name, "sha256": hashing.sha256.hexdigest(), "bytes": hashing.bytes}
 
 
@@ -60,7 +60,7 @@ def read_compressed(
     with storage.open_archive_reader(wiki, archive_id, name) as raw:
         with gzip.GzipFile(fileobj=raw, mode="rb") as compressed:
             try:
-                return consume(compressed)
+                return consume(cast(BinaryIO, compressed))
             except (OSError, EOFError) as exc:
                 raise PermanentError(f"archive file {name} is not valid gzip: {exc}") from exc
 

@@ -14,7 +14,8 @@ import traceback
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import connection as db_connection
@@ -23,6 +24,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from farm.audit import audit
+from farm.models import Wiki
 from provisioning.drivers.base import DriverError, TransientError
 from provisioning.models import Operation, OperationState, StepStatus
 from provisioning.steps import STEP_FUNCTIONS, StepContext
@@ -87,7 +89,11 @@ def _run_step(operation: Operation, token: uuid.UUID, step: dict) -> None:
 
     function = STEP_FUNCTIONS[operation.kind][step["name"]]
     context = StepContext(
-        operation=operation, wiki=operation.wiki, step=step, checkpoint=checkpoint
+        # The wiki is None only when free_wiki_id runs again, and that step reads wiki_ref.
+        operation=operation,
+        wiki=cast(Wiki, operation.wiki),
+        step=step,
+        checkpoint=checkpoint,
     )
     try:
         with _heartbeat(operation.pk, token):
@@ -237,7 +243,8 @@ def sweep_stuck_operations() -> list[str]:
                 target=operation,
                 after={
                     "reason": "no heartbeat",
-                    "heartbeat_at": operation.heartbeat_at.isoformat(),
+                    # heartbeat_at__lt matched it, so it is set.
+                    "heartbeat_at": cast(datetime, operation.heartbeat_at).isoformat(),
                 },
                 operation_id=operation.pk,
             )
@@ -250,6 +257,6 @@ def sweep_stuck_operations() -> list[str]:
             enqueued_at=now
         ):
             requeued.append(str(operation_id))
-    for operation_id in requeued:
-        run_operation_task.delay(operation_id)
+    for requeued_id in requeued:
+        run_operation_task.delay(requeued_id)
     return requeued

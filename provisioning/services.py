@@ -34,6 +34,7 @@ from farm.validators import (
     check_name,
     check_text,
     check_wiki_id,
+    echo,
 )
 from provisioning import placement
 from provisioning.models import (
@@ -409,7 +410,7 @@ def wiki_purge(*, actor, wiki_id: object, confirm: object = None) -> Operation:
     allowed: tuple[str, ...] = (WikiState.ARCHIVED,)
     if confirm is not None and confirm != wiki.id:
         raise InvalidInput(
-            f"confirmation {confirm!r} does not match the wiki id {wiki.id!r}",
+            f"confirmation {echo(confirm)} does not match the wiki id {wiki.id!r}",
             field="confirm",
             rule="equals_wiki_id",
         )

@@ -249,7 +249,7 @@ class CatalogDetailView(generics.RetrieveAPIView):
 # --- exports -----------------------------------------------------------------------------
 
 
-def file_response(request, relative: str, content_type: str) -> HttpResponse:
+def file_response(request, relative: str, content_type: str) -> HttpResponse | FileResponse:
     """A written export file with the ETag its write recorded, or 304 when the caller holds
     it already: a stat and a compare, whatever the size of the farm."""
     path = exports.export_dir() / relative
@@ -261,11 +261,12 @@ def file_response(request, relative: str, content_type: str) -> HttpResponse:
         raise NotFound(f"there is no export {relative}", field="path") from None
     etag = exports.file_etag(stat)
     if exports.etag_matches(request.headers.get("If-None-Match"), etag):
-        response = HttpResponse(status=304)
+        response: HttpResponse | FileResponse = HttpResponse(status=304)
     else:
-        response = FileResponse(open(path, "rb"), content_type=content_type)  # noqa: SIM115
+        sent = open(path, "rb")  # noqa: SIM115  (FileResponse closes it)
+        response = FileResponse(sent, content_type=content_type)
         # The file may have been replaced since the stat: name what is being sent.
-        etag = exports.file_etag(os.fstat(response.file_to_stream.fileno()))
+        etag = exports.file_etag(os.fstat(sent.fileno()))
     response["ETag"] = etag
     # Pollers revalidate every time: cheap, thanks to 304.
     response["Cache-Control"] = "no-cache"

@@ -75,9 +75,15 @@ class OperationSerializer(serializers.ModelSerializer):
 
 class WikiSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:wiki-detail")
-    family = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
-    owners = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+    family: serializers.SlugRelatedField[Family] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    tags: serializers.SlugRelatedField[Tag] = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True
+    )
+    owners: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", many=True, read_only=True
+    )
 
     class Meta:
         model = Wiki

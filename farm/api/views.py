@@ -6,6 +6,9 @@ answers 404. Lifecycle actions answer 202 with the Operation and its Location.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -15,11 +18,11 @@ from farm import services as farm_services
 from farm.api import schema  # noqa: F401  (registers the schema extensions)
 from farm.api import serializers as s
 from farm.api.fields import EmptyBodySerializer, StrictSerializer
-from farm.api.filters import AuditEventFilter, OperationFilter, UnarchiveRequestFilter, WikiFilter
 from farm.api.idempotency import IdempotentPostMixin
 from farm.api.permissions import SeesAllWikis, require_token_scope
 from farm.api.throttling import WikiCreateRateThrottle
 from farm.api.tokens import token_create, token_revoke
+from farm.filters import AuditEventFilter, OperationFilter, UnarchiveRequestFilter, WikiFilter
 from farm.models import ApiToken, ApiTokenScope, AuditEvent, Family, ReservedName, Tag, Wiki
 from provisioning import services as lifecycle
 from provisioning.models import Operation, UnarchiveRequest
@@ -200,7 +203,7 @@ class RegistryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     lookup_field = "name"
     ops_scope_actions = ("create",)
     create_serializer_class: type[StrictSerializer]
-    create_service = None
+    create_service: Callable[..., Any]
 
     def create(self, request):
         data = valid_input(self.create_serializer_class, request)

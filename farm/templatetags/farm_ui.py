@@ -53,6 +53,18 @@ def humanize_key(key: str) -> str:
 
 
 @register.filter
+def shown(value) -> str:
+    """A recorded value as a person reads it: yes or no, not Python's True or False."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "—"
+    if isinstance(value, dict | list):
+        return compact_json(value)
+    return str(value)
+
+
+@register.filter
 def compact_json(value) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 

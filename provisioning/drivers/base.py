@@ -15,6 +15,7 @@ live are the engine's and the storage driver's business, not the database's or s
 from __future__ import annotations
 
 import re
+import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -73,6 +74,21 @@ def check_archive_name(archive_id: str, name: str) -> None:
         raise PermanentError(f"archive id {archive_id!r} breaks the rule {ARCHIVE_ID_RE.pattern}")
     if not ARCHIVE_FILE_RE.fullmatch(name):
         raise PermanentError(f"archive file {name!r} breaks the rule {ARCHIVE_FILE_RE.pattern}")
+
+
+def hook_argv(template: str, values: dict[str, str]) -> list[str]:
+    """The post-create hook's command: the template split into words first and the
+    placeholders substituted inside each word, so a value can never add or split arguments."""
+    try:
+        words = shlex.split(template)
+    except ValueError as exc:
+        raise PermanentError(f"post-create hook cannot be parsed: {exc}") from exc
+    argv = []
+    for word in words:
+        for placeholder, value in values.items():
+            word = word.replace(placeholder, value)
+        argv.append(word)
+    return argv
 
 
 @dataclass

@@ -28,6 +28,7 @@ from provisioning.drivers.base import (
     WikiResources,
     check_archive_name,
 )
+from provisioning.drivers.files import fsync_directory
 
 MARKER_NAME = ".wiki-farm.json"
 TEMP_SUFFIX = ".tmp"
@@ -202,7 +203,7 @@ def _atomic_writer(target: Path) -> Iterator[BinaryIO]:
             os.fsync(stream.fileno())
         with _os_errors(f"publishing {target}"):
             os.replace(temp, target)
-            _fsync_directory(target.parent)
+            fsync_directory(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
@@ -218,12 +219,3 @@ def _os_errors(action: str) -> Iterator[None]:
         if isinstance(exc, PermissionError) or exc.errno in (errno.EROFS, errno.ENAMETOOLONG):
             raise PermanentError(f"{action}: {exc}") from exc
         raise TransientError(f"{action}: {exc}") from exc
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make a rename inside `path` durable."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

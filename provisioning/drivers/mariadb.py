@@ -28,13 +28,12 @@ Only base tables are dumped: a database with views, triggers or routines is refu
 from __future__ import annotations
 
 import re
-import shlex
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
 import MySQLdb
@@ -48,6 +47,7 @@ from provisioning.drivers.base import (
     PermanentError,
     TransientError,
     WikiResources,
+    hook_argv,
 )
 from provisioning.drivers.schema import render_schema, schema_tables, split_statements
 
@@ -150,11 +150,7 @@ class MariaDBDatabaseDriver(DatabaseDriver):
         database = _database_name(wiki)
         if not self.post_create_hook.strip():
             return {"hook": "skipped"}
-        # Substitute inside the split words, so a value can never become extra arguments.
-        command = [
-            word.replace("{wiki}", wiki.wiki_id).replace("{dbname}", database)
-            for word in shlex.split(self.post_create_hook)
-        ]
+        command = hook_argv(self.post_create_hook, {"{wiki}": wiki.wiki_id, "{dbname}": database})
         started = time.monotonic()
         _run_hook(command, database)
         return {"hook": "ran", "seconds": round(time.monotonic() - started, 3)}
@@ -417,7 +413,10 @@ def _encoded_row_batches(stream: MySQLdb.cursors.SSCursor) -> Iterator[list[byte
     """Rows as `(v1,v2,...)`, in batches of INSERT_BATCH_ROWS rows or INSERT_BATCH_BYTES."""
     encoders = [
         _value_encoder(column[1], flags)
-        for column, flags in zip(stream.description, stream.description_flags, strict=True)
+        # Both are set by the SELECT that opened the stream; the stubs allow None before it.
+        for column, flags in zip(
+            cast(tuple, stream.description), cast(tuple, stream.description_flags), strict=True
+        )
     ]
     batch: list[bytes] = []
     batch_bytes = 0

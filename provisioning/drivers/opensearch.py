@@ -5,30 +5,33 @@ in `wikipage`. OpenSearch's `_id` is therefore `<wiki_id>:<id>`, and exports giv
 plain id, so that one wiki can never overwrite another's document and an export looks the
 same as the local driver's.
 
-Export uses scroll, not point-in-time + search_after: on OpenSearch 2.x (before 3.3) a PIT
-has no `_shard_doc` tiebreaker, so search_after would need a unique sort key, and the only
-one every document has is `_id`, which OpenSearch sorts through fielddata on the heap. A
-scroll sorted by `_doc` is a consistent snapshot in the cheapest order and works on every
-OpenSearch (and Elasticsearch) version.
+Export uses `helpers.scan` (a scroll sorted by `_doc`), not point-in-time + search_after:
+on OpenSearch 2.x (before 3.3) a PIT has no `_shard_doc` tiebreaker, so search_after would
+need a unique sort key, and the only one every document has is `_id`, which OpenSearch
+sorts through fielddata on the heap. A scroll sorted by `_doc` is a consistent snapshot in
+the cheapest order and works on every OpenSearch (and Elasticsearch) version. The wiki's
+documents are counted first: a retried scroll page can be skipped, so an export that
+writes fewer documents than the count is incomplete.
 
-Retries: the client retries without any pause between attempts, which only hammers a
-throttled cluster, so it is told not to retry and `_call` retries instead, with exponential
-backoff and jitter, a bounded number of times; what is still failing then is a
-TransientError and the engine's own backoff takes over.
+Retries: the client retries a request that could not connect, timed out or was answered
+502/503/504 (a sick gateway or node), `max_retries` times. It retries at once, without a
+pause, so 429 is not among them: that would only hammer a throttled cluster. Bulk requests
+and bulk items answered 429 are retried by `helpers.streaming_bulk`, with exponential
+backoff. What still fails then is a TransientError and the engine's own backoff takes over.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import logging
 import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO, NamedTuple, TypeVar
+from contextlib import closing
+from typing import Any, BinaryIO, NamedTuple, TypeVar, cast
 
-from opensearchpy import OpenSearch
+from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import ConnectionError as ClientConnectionError
 from opensearchpy.exceptions import OpenSearchException, TransportError
 
@@ -41,17 +44,17 @@ from provisioning.drivers.base import (
     iter_ndjson,
 )
 
-logger = logging.getLogger(__name__)
-
 INDEX_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}$")
 # Whole requests answered with these are worth retrying: throttling and a sick gateway/node.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# The client retries these at once; 429 waits for streaming_bulk's backoff or the engine's.
+CLIENT_RETRY_STATUSES = (502, 503, 504)
 # Bulk items with these were rejected (queue full, shard unavailable), not refused.
 RETRYABLE_ITEM_STATUSES = frozenset({429, 503})
 SCROLL_KEEP_ALIVE = "5m"
 MAX_ID_BYTES = 512  # OpenSearch refuses longer _id values
 FAILURES_SHOWN = 5
-MAX_PAUSE_SECONDS = 30.0
+MAX_PAUSE_SECONDS = 30
 
 INDEX_BODY = {
     "mappings": {
@@ -119,8 +122,13 @@ class OpenSearchDriver(SearchDriver):
         self.page_size = page_size
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
-        # max_retries=0: the client would retry at once, without backoff; _call retries.
-        self._client = OpenSearch(hosts=[url], timeout=timeout, max_retries=0, retry_on_status=())
+        self._client = OpenSearch(
+            hosts=[url],
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_on_timeout=True,
+            retry_on_status=CLIENT_RETRY_STATUSES,
+        )
 
     def index_name(self, base: str) -> str:
         return f"{self.index_prefix}{base}"
@@ -237,98 +245,74 @@ class OpenSearchDriver(SearchDriver):
         return BulkItem(self.index_name(base), qualified_id, {**source, "wiki_id": wiki.wiki_id})
 
     def _bulk(self, items: list[BulkItem], *, refresh: str | None) -> None:
-        """Send one chunk; retry only the items OpenSearch rejected for load."""
-        params = {"refresh": refresh} if refresh else {}
-        pending = items
-        for attempt in itertools.count():
-            response = self._call(
-                "bulk index", self._client.bulk, body=_bulk_body(pending), params=params
+        """Send one chunk; streaming_bulk retries the items OpenSearch rejected with 429."""
+        try:
+            failures = [
+                next(iter(result.values()))
+                for _ok, result in helpers.streaming_bulk(
+                    self._client,
+                    items,
+                    chunk_size=len(items),
+                    expand_action_callback=_bulk_lines,
+                    raise_on_error=False,  # report failed items instead of stopping at one
+                    yield_ok=False,
+                    max_retries=self.max_retries,
+                    # Both annotated int; they go to time.sleep, which takes a float.
+                    initial_backoff=cast(int, self.retry_backoff),
+                    max_backoff=MAX_PAUSE_SECONDS,
+                    refresh=refresh,  # None: not sent
+                )
+            ]
+        except OpenSearchException as exc:
+            raise _driver_error("bulk index", exc) from exc
+        refused = [item for item in failures if item.get("status") not in RETRYABLE_ITEM_STATUSES]
+        if refused:
+            raise PermanentError(
+                f"OpenSearch refused {len(refused)} of {len(items)} documents: "
+                + _describe_failures(refused)
             )
-            if not response.get("errors"):
-                return
-            rejected, refused = _bulk_failures(pending, response.get("items", []))
-            if refused:
-                raise PermanentError(
-                    f"OpenSearch refused {len(refused)} of {len(pending)} documents: "
-                    + _describe_failures(refused)
-                )
-            if not rejected:
-                return
-            if attempt >= self.max_retries:
-                raise TransientError(
-                    f"OpenSearch still rejects {len(rejected)} documents after "
-                    f"{attempt + 1} attempts: " + _describe_failures(rejected)
-                )
-            pending = [item for item, _failure in rejected]
-            self._pause(attempt)
+        if failures:
+            raise TransientError(
+                f"OpenSearch rejected {len(failures)} of {len(items)} documents for load "
+                f"(429 retried {self.max_retries} times): " + _describe_failures(failures)
+            )
 
     # --- export -------------------------------------------------------------------------
 
     def _export_index(self, wiki: WikiResources, base: str, sink: BinaryIO) -> int:
         """Stream one index's documents of the wiki to `sink`; return how many."""
+        expected = self._count(wiki, base)  # 0 also when the index is missing
+        if not expected:
+            return 0
         name = self.index_name(base)
         action = f"export {name}"
-        body = {
-            "query": _wiki_query(wiki),
-            "sort": ["_doc"],
-            "size": self.page_size,
-            "track_total_hits": True,
-        }
-        try:
-            page = self._call(
-                action,
-                self._client.search,
-                index=name,
-                body=body,
-                params={"scroll": SCROLL_KEEP_ALIVE},
-            )
-        except OpenSearchRefusal as exc:
-            if exc.index_missing:
-                return 0
-            raise
-        expected = page["hits"]["total"]["value"]
-        scroll_ids: set[str] = set()
+        hits = helpers.scan(
+            self._client,
+            query={"query": _wiki_query(wiki)},
+            index=name,
+            scroll=SCROLL_KEEP_ALIVE,
+            size=self.page_size,
+        )
         exported = 0
         try:
-            while True:
-                scroll_ids.add(page["_scroll_id"])
-                _check_shards(action, page)
-                hits = page["hits"]["hits"]
-                if not hits:
-                    break
+            with closing(hits):  # scan clears its scroll on close, also when writing fails
                 for hit in hits:
                     sink.write(_export_line(wiki, base, hit))
-                exported += len(hits)
-                page = self._next_page(action, page["_scroll_id"])
-        finally:
-            self._clear_scrolls(scroll_ids)
+                    exported += 1
+        except helpers.ScanError as exc:
+            raise TransientError(f"{action}: partial answer: {exc.args[0]}") from exc
+        except OpenSearchException as exc:
+            error = _driver_error(action, exc)
+            # The scroll expired or its node restarted: a fresh export may well succeed.
+            if (
+                isinstance(error, OpenSearchRefusal)
+                and error.error_type == "search_context_missing_exception"
+            ):
+                raise TransientError(str(error)) from exc
+            raise error from exc
         if exported != expected:
-            # A retried scroll page can be skipped, and documents cannot vanish from a
-            # scroll's snapshot: a mismatch means this export is incomplete.
             raise TransientError(f"{action}: exported {exported} of {expected} documents")
         return exported
-
-    def _next_page(self, action: str, scroll_id: str) -> dict[str, Any]:
-        try:
-            return self._call(
-                action,
-                self._client.scroll,
-                body={"scroll": SCROLL_KEEP_ALIVE, "scroll_id": scroll_id},
-            )
-        except OpenSearchRefusal as exc:
-            # The scroll expired or its node restarted: a fresh export may well succeed.
-            if exc.error_type == "search_context_missing_exception":
-                raise TransientError(str(exc)) from exc
-            raise
-
-    def _clear_scrolls(self, scroll_ids: set[str]) -> None:
-        if not scroll_ids:
-            return
-        try:
-            self._client.clear_scroll(body={"scroll_id": sorted(scroll_ids)})
-        except OpenSearchException as exc:
-            # The scroll expires by itself after its keep-alive; not worth failing over.
-            logger.warning("could not clear search scroll: %s", exc)
 
     # --- purge and counts ---------------------------------------------------------------
 
@@ -374,17 +358,11 @@ class OpenSearchDriver(SearchDriver):
     # --- requests -----------------------------------------------------------------------
 
     def _call(self, action: str, method: Callable[..., T], **kwargs: Any) -> T:
-        """Run one client call, retrying transient failures with backoff."""
-        for attempt in itertools.count():
-            try:
-                return method(**kwargs)
-            except OpenSearchException as exc:
-                error = _driver_error(action, exc)
-                if not isinstance(error, TransientError) or attempt >= self.max_retries:
-                    raise error from exc
-                logger.info("%s (attempt %d, will retry)", error, attempt + 1)
-            self._pause(attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Run one client call (the client retries); map its failure to the driver contract."""
+        try:
+            return method(**kwargs)
+        except OpenSearchException as exc:
+            raise _driver_error(action, exc) from exc
 
     def _pause(self, attempt: int) -> None:
         delay = min(MAX_PAUSE_SECONDS, self.retry_backoff * 2**attempt)
@@ -445,37 +423,18 @@ def _export_line(wiki: WikiResources, base: str, hit: dict[str, Any]) -> bytes:
     return json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _bulk_body(items: list[BulkItem]) -> list[dict[str, Any]]:
-    body: list[dict[str, Any]] = []
-    for item in items:
-        body.append({"index": {"_index": item.index_name, "_id": item.doc_id}})
-        body.append(item.source)
-    return body
+def _bulk_lines(item: BulkItem) -> tuple[dict[str, Any], dict[str, Any]]:
+    """streaming_bulk's action and source lines for one item."""
+    return {"index": {"_index": item.index_name, "_id": item.doc_id}}, item.source
 
 
-def _bulk_failures(
-    items: list[BulkItem], results: list[dict[str, Any]]
-) -> tuple[list[tuple[BulkItem, dict]], list[tuple[BulkItem, dict]]]:
-    """Split failed bulk items into (rejected for load: retry, refused: permanent)."""
-    if len(results) != len(items):
-        raise PermanentError(f"bulk answered {len(results)} items for {len(items)} sent")
-    rejected, refused = [], []
-    for item, result in zip(items, results, strict=True):
-        outcome = next(iter(result.values()))
-        if "error" not in outcome and outcome.get("status", 500) < 300:
-            continue
-        bucket = rejected if outcome.get("status") in RETRYABLE_ITEM_STATUSES else refused
-        bucket.append((item, outcome))
-    return rejected, refused
-
-
-def _describe_failures(failures: list[tuple[BulkItem, dict]]) -> str:
+def _describe_failures(failures: list[dict[str, Any]]) -> str:
     shown = []
-    for item, outcome in failures[:FAILURES_SHOWN]:
+    for outcome in failures[:FAILURES_SHOWN]:
         error = outcome.get("error") or {}
         reason = error.get("reason", error) if isinstance(error, dict) else error
         kind = error.get("type", "error") if isinstance(error, dict) else "error"
-        shown.append(f"{item.doc_id} ({outcome.get('status')} {kind}: {reason})")
+        shown.append(f"{outcome.get('_id')} ({outcome.get('status')} {kind}: {reason})")
     more = len(failures) - len(shown)
     return "; ".join(shown) + (f"; and {more} more" if more else "")
 

@@ -549,7 +549,7 @@ class S3StorageDriver(StorageDriver):
         )
         try:
             with s3_errors(action):
-                yield stream  # type: ignore[misc]
+                yield stream
         finally:
             stream.close()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import sqlite3
 import subprocess
 import time
@@ -24,7 +23,9 @@ from provisioning.drivers.base import (
     PermanentError,
     TransientError,
     WikiResources,
+    hook_argv,
 )
+from provisioning.drivers.files import fsync_directory, fsync_file
 from provisioning.drivers.schema import render_schema, schema_tables, split_statements
 
 # Files SQLite may keep beside a database; a stale one would be replayed into a new file of
@@ -175,23 +176,12 @@ class SQLiteDatabaseDriver(DatabaseDriver):
         return path
 
     def _hook_argv(self, wiki: WikiResources) -> list[str]:
-        # Split the template first and substitute into each argument afterwards, so a value
-        # can never add or split arguments.
         values = {
             "{wiki}": wiki.wiki_id,
             "{dbname}": wiki.database_name,
             "{path}": str(self.database_path(wiki)),
         }
-        try:
-            template = shlex.split(self.post_create_hook)
-        except ValueError as exc:
-            raise PermanentError(f"post-create hook cannot be parsed: {exc}") from exc
-        argv = []
-        for argument in template:
-            for placeholder, value in values.items():
-                argument = argument.replace(placeholder, value)
-            argv.append(argument)
-        return argv
+        return hook_argv(self.post_create_hook, values)
 
     # -- building and publishing a file -------------------------------------------------
 
@@ -203,11 +193,11 @@ class SQLiteDatabaseDriver(DatabaseDriver):
             _remove(stale)
         try:
             table_rows = self._load(partial, statements)
-            _fsync_file(partial)
+            fsync_file(partial)
             for stale in _sidecars(path):
                 _remove(stale)
             os.replace(partial, path)
-            _fsync_directory(path.parent)
+            fsync_directory(path.parent)
         except BaseException:
             for stale in (partial, *_sidecars(partial)):
                 _remove(stale)
@@ -333,23 +323,6 @@ def _sidecars(path: Path) -> list[Path]:
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-
-
-def _fsync_file(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make a rename inside `path` durable."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _tail(output: bytes | str | None) -> str:

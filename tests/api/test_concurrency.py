@@ -17,7 +17,7 @@ from farm.api.tokens import token_create
 from farm.models import Family, Wiki
 from provisioning.models import Operation
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 @pytest.fixture(autouse=True)

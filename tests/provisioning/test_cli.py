@@ -62,7 +62,7 @@ def test_lifecycle_through_the_cli(farm_drivers, ops_user, admin_user_a):
     assert "purge operation" in wiki("purge", "alpha", "--confirm", "alpha")
     run_pending()
     status = wiki("status", "alpha")
-    assert "alpha: purged (read-only)" in status and "purge receipt" in status
+    assert "alpha: purged, family default" in status and "purge receipt" in status
     assert re.search(r"^alpha +purged +default +Alpha wiki$", wiki("list"), re.MULTILINE)
 
 

@@ -117,7 +117,7 @@ def test_wiki_lifecycle_in_the_browser(
     # Create, with the id checked while it is typed.
     page.get_by_role("link", name="Create a wiki").first.click()
     page.get_by_label("Wiki id").fill("Bad-Id")
-    expect(page.locator("#wiki-id-status")).to_contain_text("breaks the rule")
+    expect(page.locator("#wiki-id-status")).to_contain_text("must be a lowercase letter")
     page.get_by_label("Wiki id").fill(wiki_id)
     expect(page.locator("#wiki-id-status")).to_contain_text(f"{wiki_id} is free")
     page.get_by_label("Site name").fill("Browser wiki")

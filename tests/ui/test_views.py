@@ -87,7 +87,7 @@ def test_create_a_wiki_then_follow_it_to_active(farm_drivers, admin_user_a):
 
 @pytest.mark.parametrize(
     ("wiki_id", "message"),
-    [("Bad-Id", "breaks the rule"), ("taken", "is taken"), ("blocked", "is reserved")],
+    [("Bad-Id", "must be a lowercase letter"), ("taken", "is taken"), ("blocked", "is reserved")],
 )
 def test_create_form_shows_the_service_error_beside_the_id(
     farm_drivers, admin_user_a, wikis, wiki_id, message
@@ -229,7 +229,7 @@ def test_config_shows_provenance_and_edits_go_through_the_service(
     url = reverse("wiki-config-setting", args=["alicewiki", "wgDefaultSkin"])
     bad = submit(client, url, {"value": "nosuchskin", "action": "set"})
     assert bad.status_code == 400
-    assert "is not one of" in field_block(bad.content.decode(), "value")
+    assert "Choose one of the listed values" in field_block(bad.content.decode(), "value")
     assert submit(client, url, {"value": "monobook", "action": "set"}).status_code == 302
     page = client.get(url).content.decode()
     assert "wiki:alicewiki" in page and "monobook" in page

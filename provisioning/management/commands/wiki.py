@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from farm import services as registry
 from farm.errors import ServiceError
-from farm.models import Wiki
+from farm.models import Wiki, WikiState
 from provisioning import services
 from provisioning.models import Operation, OperationState, UnarchiveRequest
 
@@ -186,8 +186,10 @@ class Command(BaseCommand):
         wiki = Wiki.objects.for_user(actor).filter(pk=options["wiki_id"]).first()
         if wiki is None:
             raise CommandError(f"wiki {options['wiki_id']!r} not found")
+        # A purged wiki is gone, not read-only: its tombstone keeps the flag it last had.
+        read_only = wiki.read_only and wiki.state != WikiState.PURGED
         self.stdout.write(
-            f"{wiki.id}: {wiki.state}{' (read-only)' if wiki.read_only else ''}, "
+            f"{wiki.id}: {wiki.state}{' (read-only)' if read_only else ''}, "
             f"family {wiki.family}, database {wiki.database_name}, storage {wiki.storage_prefix}"
         )
         if wiki.purge_receipt:

@@ -274,9 +274,10 @@ def test_create_names_the_failing_schema_statement(new_wiki, tmp_path):
         make_driver(schema_sql=template).create(wiki, resume=False)
 
 
-@pytest.mark.skipif(not MEDIAWIKI_SCHEMA.exists(), reason="Debian's mediawiki is not installed")
 @pytest.mark.mariadb
 def test_create_loads_mediawikis_own_schema(admin, new_wiki):
+    if not MEDIAWIKI_SCHEMA.exists():
+        service_unavailable("Debian's mediawiki is not installed (.ci/install-mediawiki.sh)")
     wiki = new_wiki()
 
     result = make_driver(schema_sql=MEDIAWIKI_SCHEMA, table_prefix="").create(wiki, resume=False)
@@ -605,5 +606,12 @@ def test_a_failing_post_create_hook_is_a_permanent_error():
         make_driver(post_create_hook=hook).post_create(wiki_named("wiki_thook"))
     with pytest.raises(PermanentError, match="cannot run"):
         make_driver(post_create_hook="/nonexistent/hook {wiki}").post_create(
+            wiki_named("wiki_thook")
+        )
+
+
+def test_an_unparsable_post_create_hook_is_a_permanent_error():
+    with pytest.raises(PermanentError, match="post-create hook cannot be parsed"):
+        make_driver(post_create_hook="install.php --name '{wiki}").post_create(
             wiki_named("wiki_thook")
         )

@@ -190,10 +190,9 @@ class Script:
         )
 
     def start_scroll(self, name: str, reply: dict[str, Any], status: int = 200) -> None:
-        body = {**WIKI_QUERY, "sort": ["_doc"], "size": 2, "track_total_hits": True}
-        self.expect(
-            "POST", f"/{name}/_search", reply, status=status, query={"scroll": "5m"}, body=body
-        )
+        body = {**WIKI_QUERY, "sort": "_doc"}
+        query = {"scroll": "5m", "size": "2"}
+        self.expect("POST", f"/{name}/_search", reply, status=status, query=query, body=body)
 
     def next_page(self, scroll_id: str, reply: dict[str, Any]) -> None:
         body = {"scroll": "5m", "scroll_id": scroll_id}
@@ -372,7 +371,7 @@ def test_index_gives_up_on_items_rejected_at_every_attempt_as_transient(script, 
             refresh="wait_for",
         )
 
-    with pytest.raises(TransientError, match=r"still rejects 1 documents after 3 attempts"):
+    with pytest.raises(TransientError, match=r"rejected 1 of 1 documents for load \(429 retried 2"):
         driver.index(WIKI, [page_doc("1", "One")])
 
 
@@ -451,13 +450,18 @@ FILE = hit("farm_repofile", "alpha:f1", {"title": "Logo.png", "wiki_id": "alpha"
 
 
 def script_export(script: Script) -> None:
-    """wikipage over three full pages and an empty one, specialpage missing, repofile one."""
+    """wikipage over three full pages and an empty one, specialpage missing, repofile one.
+
+    Each index is counted first; an index without documents of the wiki is not scrolled.
+    """
+    script.count("farm_wikipage", count_response(5))
     script.start_scroll("farm_wikipage", scroll_page("scroll-a1", 5, PAGES[0:2]))
     script.next_page("scroll-a1", scroll_page("scroll-a2", 5, PAGES[2:4]))
     script.next_page("scroll-a2", scroll_page("scroll-a3", 5, PAGES[4:5]))
     script.next_page("scroll-a3", scroll_page("scroll-a3", 5, []))
-    script.clear_scroll(["scroll-a1", "scroll-a2", "scroll-a3"])
-    script.start_scroll("farm_specialpage", index_not_found("farm_specialpage"), status=404)
+    script.clear_scroll(["scroll-a3"])  # the latest id names the scroll
+    script.count("farm_specialpage", index_not_found("farm_specialpage"), status=404)
+    script.count("farm_repofile", count_response(1))
     script.start_scroll("farm_repofile", scroll_page("scroll-b1", 1, [FILE]))
     script.next_page("scroll-b1", scroll_page("scroll-b1", 1, []))
     script.clear_scroll(["scroll-b1"])
@@ -521,14 +525,16 @@ def test_archive_with_failed_shards_is_transient_and_still_clears_the_scroll(scr
             }
         ],
     }
+    script.count("farm_wikipage", count_response(5))
     script.start_scroll("farm_wikipage", partial)
     script.clear_scroll(["scroll-a1"])
 
-    with pytest.raises(TransientError, match="1 of 2 shards failed"):
+    with pytest.raises(TransientError, match=r"succeeded on 1 \(\+0 skipped\) shards out of 2"):
         driver.archive(WIKI, io.BytesIO())
 
 
 def test_archive_with_an_expired_scroll_is_transient(script, driver):
+    script.count("farm_wikipage", count_response(5))
     script.start_scroll("farm_wikipage", scroll_page("scroll-a1", 5, PAGES[0:2]))
     missing = error_body(
         404, "search_context_missing_exception", "No search context found for id [91]"
@@ -541,6 +547,7 @@ def test_archive_with_an_expired_scroll_is_transient(script, driver):
 
 
 def test_archive_that_misses_documents_is_transient(script, driver):
+    script.count("farm_wikipage", count_response(3))
     script.start_scroll("farm_wikipage", scroll_page("scroll-a1", 3, PAGES[0:2]))
     script.next_page("scroll-a1", scroll_page("scroll-a1", 3, []))
     script.clear_scroll(["scroll-a1"])
@@ -628,6 +635,25 @@ def test_a_refused_request_is_permanent_with_the_server_reason(script, driver):
 
     with pytest.raises(PermanentError, match=r"403 security_exception: no permissions"):
         driver.inspect(WIKI)
+
+
+def test_a_throttled_request_is_transient_without_an_immediate_retry(script, driver):
+    # The client retries at once; a throttled cluster waits for the engine's backoff instead.
+    throttled = error_body(429, REJECTED["type"], REJECTED["reason"])
+    script.count("farm_wikipage", throttled, status=429)
+
+    with pytest.raises(TransientError, match="429 rejected_execution_exception"):
+        driver.inspect(WIKI)
+
+
+def test_a_bad_gateway_is_retried_by_the_client(script, driver):
+    bad_gateway = error_body(502, "bad_gateway", "upstream node restarting")
+    script.count("farm_wikipage", bad_gateway, status=502)
+    script.count("farm_wikipage", count_response(5))
+    script.count("farm_specialpage", count_response(0))
+    script.count("farm_repofile", count_response(0))
+
+    assert driver.inspect(WIKI).counts == {"wikipage": 5, "specialpage": 0, "repofile": 0}
 
 
 # --- connection and configuration -------------------------------------------------------

@@ -1,4 +1,5 @@
-"""List filters (django-filter); an invalid filter value is a 400, not an empty list."""
+"""List filters (django-filter) shared by the API and the web UI, so that neither interface
+depends on the other. The API answers an invalid filter value with 400, not an empty list."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from provisioning.models import (
 
 class WikiFilter(django_filters.FilterSet):
     state = django_filters.ChoiceFilter(choices=WikiState.choices)
-    family = django_filters.CharFilter(field_name="family__name")
-    tag = django_filters.CharFilter(field_name="tags__name", distinct=True)
+    # The UI replaces some filters with choice widgets, so these name the base class.
+    family: django_filters.Filter = django_filters.CharFilter(field_name="family__name")
+    tag: django_filters.Filter = django_filters.CharFilter(field_name="tags__name", distinct=True)
     owner = django_filters.CharFilter(field_name="owners__username", distinct=True)
     q = django_filters.CharFilter(method="filter_text", label="Text in the id or sitename")
 
@@ -55,8 +57,12 @@ class AuditEventFilter(django_filters.FilterSet):
     wiki = django_filters.CharFilter(
         method="filter_wiki", label="The wiki's own events and those of its operations"
     )
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since: django_filters.Filter = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte"
+    )
+    until: django_filters.Filter = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt"
+    )
 
     class Meta:
         model = AuditEvent
