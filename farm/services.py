@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
-from farm import publishing
+from farm import policies, publishing
 from farm.audit import audit
 from farm.errors import InvalidInput, NotAllowed, NotFound, WrongState
 from farm.models import Family, ReservedName, Tag, Wiki, WikiState
@@ -130,10 +130,7 @@ def wiki_update(
         wiki = Wiki.objects.for_user(actor).filter(pk=wiki_id).first()
     if wiki is None:
         raise NotFound(f"wiki {wiki_id!r} not found", field="wiki_id")
-    if not is_ops(actor) and not (
-        may_create_wikis(actor) and wiki.owners.filter(pk=actor.pk).exists()
-    ):
-        raise NotAllowed(f"you may not change wiki {wiki.id}")
+    policies.require_manager(actor, wiki)
     if wiki.state == WikiState.PURGED:
         raise WrongState(f"wiki {wiki.id} is purged", current_state=wiki.state)
     # Every value is checked before anything is written: a bad field changes nothing.

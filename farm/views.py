@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from farm import config
+from farm import config, policies
 from farm import services as registry
 from farm.errors import InvalidInput, ServiceError
 from farm.forms import (
@@ -44,7 +44,7 @@ from farm.models import (
     Wiki,
     WikiState,
 )
-from farm.roles import WIKI_ADMIN, has_role, is_ops, may_create_wikis, sees_all_wikis
+from farm.roles import is_ops, may_create_wikis, sees_all_wikis
 from portal.auth import provider_logout_url
 from provisioning import services as lifecycle
 from provisioning.models import Operation, UnarchiveRequest, UnarchiveRequestState
@@ -61,13 +61,6 @@ def _visible_wiki(request: HttpRequest, wiki_id: str) -> Wiki:
     return get_object_or_404(
         Wiki.objects.for_user(request.user).select_related("family"), pk=wiki_id
     )
-
-
-def _may_manage(user, wiki: Wiki) -> bool:
-    """Ops act on every wiki; a wiki admin on their own; auditors only read."""
-    if is_ops(user):
-        return True
-    return has_role(user, WIKI_ADMIN) and wiki.owners.filter(pk=user.pk).exists()
 
 
 def _forbidden(request: HttpRequest) -> HttpResponse:
@@ -279,8 +272,8 @@ def wiki_detail(request: HttpRequest, wiki_id: str) -> HttpResponse:
         "pending_request": wiki.unarchive_requests.filter(
             state=UnarchiveRequestState.PENDING
         ).first(),
-        "may_manage": _may_manage(request.user, wiki),
-        "may_close": _may_close(request.user, wiki),
+        "may_manage": policies.may_manage_wiki(request.user, wiki),
+        "may_close": policies.may_close_wiki(request.user, wiki),
         "may_purge": is_ops(request.user),
         "archive_bytes": archive_bytes(wiki),
         "owners": wiki.owners.order_by("username").values_list("username", flat=True),
@@ -294,7 +287,7 @@ def wiki_detail(request: HttpRequest, wiki_id: str) -> HttpResponse:
 def wiki_archive(request: HttpRequest, wiki_id: str) -> HttpResponse:
     """A confirmation page that says what archiving does; POST starts it."""
     wiki = _visible_wiki(request, wiki_id)
-    if not _may_manage(request.user, wiki):
+    if not policies.may_manage_wiki(request.user, wiki):
         return _forbidden(request)
     error, status = None, 200
     if request.method == "POST":
@@ -318,7 +311,7 @@ def wiki_archive(request: HttpRequest, wiki_id: str) -> HttpResponse:
 def wiki_edit(request: HttpRequest, wiki_id: str) -> HttpResponse:
     """Change the site name and tags; MediaWiki's export follows within a publish window."""
     wiki = _visible_wiki(request, wiki_id)
-    if not _may_manage(request.user, wiki):
+    if not policies.may_manage_wiki(request.user, wiki):
         return _forbidden(request)
     initial = {"sitename": wiki.sitename, "tags": list(wiki.tags.values_list("name", flat=True))}
     form = WikiEditForm(request.POST or None, initial=initial)
@@ -335,16 +328,12 @@ def wiki_edit(request: HttpRequest, wiki_id: str) -> HttpResponse:
     return render(request, "farm/wiki_edit.html", {"wiki": wiki, "form": form}, status=outcome)
 
 
-def _may_close(user, wiki: Wiki) -> bool:
-    return is_ops(user) or (settings.FARM_OWNERS_MAY_CLOSE and _may_manage(user, wiki))
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def wiki_close(request: HttpRequest, wiki_id: str) -> HttpResponse:
     """Close a wiki: MediaWiki keeps serving it, read-only, with the reason given."""
     wiki = _visible_wiki(request, wiki_id)
-    if not _may_close(request.user, wiki):
+    if not policies.may_close_wiki(request.user, wiki):
         return _forbidden(request)
     form = ReasonForm(request.POST or None)
 
@@ -362,7 +351,7 @@ def wiki_close(request: HttpRequest, wiki_id: str) -> HttpResponse:
 @require_POST
 def wiki_reopen(request: HttpRequest, wiki_id: str) -> HttpResponse:
     wiki = _visible_wiki(request, wiki_id)
-    if not _may_close(request.user, wiki):
+    if not policies.may_close_wiki(request.user, wiki):
         return _forbidden(request)
     try:
         lifecycle.wiki_reopen(actor=request.user, wiki_id=wiki.id)
@@ -377,7 +366,7 @@ def wiki_reopen(request: HttpRequest, wiki_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def unarchive_request(request: HttpRequest, wiki_id: str) -> HttpResponse:
     wiki = _visible_wiki(request, wiki_id)
-    if not _may_manage(request.user, wiki):
+    if not policies.may_manage_wiki(request.user, wiki):
         return _forbidden(request)
     form = ReasonForm(request.POST or None)
 
@@ -417,7 +406,7 @@ def _may_edit_setting(user, wiki: Wiki, editable_by: str | None) -> bool:
         return False
     if is_ops(user):
         return True
-    return editable_by == EditableBy.WIKI_ADMIN and _may_manage(user, wiki)
+    return editable_by == EditableBy.WIKI_ADMIN and policies.may_manage_wiki(user, wiki)
 
 
 @login_required

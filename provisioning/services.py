@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from farm import publishing
+from farm import policies, publishing
 from farm.audit import audit
 from farm.errors import (
     InvalidInput,
@@ -100,24 +100,6 @@ def _transition(wiki: Wiki, *, allowed: tuple[str, ...], to: str, action: str) -
             current_state=current or "missing",
         )
     wiki.state = to
-
-
-def _visible_wiki(actor, wiki_id: object, *, for_update: bool = False) -> Wiki:
-    if not isinstance(wiki_id, str):
-        raise InvalidInput("wiki id must be a string", field="wiki_id", rule="type:string")
-    queryset = Wiki.objects.for_user(actor).select_related("family")
-    try:
-        return queryset.get(pk=wiki_id)
-    except Wiki.DoesNotExist:
-        raise NotFound(f"wiki {wiki_id!r} not found", field="wiki_id") from None
-
-
-def _require_manager(actor, wiki: Wiki) -> None:
-    """Wiki admins act on their own wikis, ops on all; auditors only read."""
-    if is_ops(actor):
-        return
-    if not may_create_wikis(actor) or not wiki.owners.filter(pk=actor.pk).exists():
-        raise NotAllowed(f"you may not change wiki {wiki.id}")
 
 
 def _new_archive_id() -> str:
@@ -237,23 +219,11 @@ def wiki_create(
 # --- close and reopen --------------------------------------------------------------------
 
 
-def _require_closer(actor, wiki: Wiki) -> None:
-    """Ops close and reopen wikis; the wiki's own admins too where the farm allows it."""
-    if is_ops(actor):
-        return
-    if not settings.FARM_OWNERS_MAY_CLOSE:
-        _require_manager(actor, wiki)  # a stranger learns nothing more than "not allowed"
-        raise NotAllowed(
-            "only ops may close or reopen wikis on this farm (FARM_OWNERS_MAY_CLOSE is off)"
-        )
-    _require_manager(actor, wiki)
-
-
 @transaction.atomic
 def wiki_close(*, actor, wiki_id: object, reason: object) -> Operation:
     """Make a wiki read-only while it stays served, with the reason MediaWiki shows."""
-    wiki = _visible_wiki(actor, wiki_id)
-    _require_closer(actor, wiki)
+    wiki = policies.visible_wiki(actor, wiki_id)
+    policies.require_closer(actor, wiki)
     reason = check_text(reason, field="reason", max_length=500)
     operation = _start_operation(
         wiki=wiki, kind=OperationKind.CLOSE, actor=actor, params={"reason": reason}
@@ -267,8 +237,8 @@ def wiki_close(*, actor, wiki_id: object, reason: object) -> Operation:
 @transaction.atomic
 def wiki_reopen(*, actor, wiki_id: object) -> Operation:
     """Make a closed wiki writable again."""
-    wiki = _visible_wiki(actor, wiki_id)
-    _require_closer(actor, wiki)
+    wiki = policies.visible_wiki(actor, wiki_id)
+    policies.require_closer(actor, wiki)
     before = wiki.closed_reason
     operation = _start_operation(wiki=wiki, kind=OperationKind.REOPEN, actor=actor)
     _transition(wiki, allowed=(WikiState.CLOSED,), to=WikiState.ACTIVE, action="reopen")
@@ -282,8 +252,8 @@ def wiki_reopen(*, actor, wiki_id: object) -> Operation:
 
 @transaction.atomic
 def wiki_archive(*, actor, wiki_id: object) -> Operation:
-    wiki = _visible_wiki(actor, wiki_id)
-    _require_manager(actor, wiki)
+    wiki = policies.visible_wiki(actor, wiki_id)
+    policies.require_manager(actor, wiki)
     operation = _start_operation(
         wiki=wiki, kind=OperationKind.ARCHIVE, actor=actor, params={"archive_id": _new_archive_id()}
     )
@@ -298,8 +268,8 @@ def wiki_archive(*, actor, wiki_id: object) -> Operation:
 
 @transaction.atomic
 def unarchive_request(*, actor, wiki_id: object, reason: object) -> UnarchiveRequest:
-    wiki = _visible_wiki(actor, wiki_id)
-    _require_manager(actor, wiki)
+    wiki = policies.visible_wiki(actor, wiki_id)
+    policies.require_manager(actor, wiki)
     reason = check_text(reason, field="reason", max_length=2000)
     if wiki.state != WikiState.ARCHIVED:
         raise WrongState(
@@ -400,9 +370,9 @@ def unarchive_deny(*, actor, request_id: object, note: object = "") -> Unarchive
 def wiki_purge(*, actor, wiki_id: object, confirm: object = None) -> Operation:
     if not is_ops(actor):
         # Not even the wiki's owner: purge is the one door that cannot be undone.
-        _visible_wiki(actor, wiki_id)
+        policies.visible_wiki(actor, wiki_id)
         raise NotAllowed("only ops may purge wikis")
-    wiki = _visible_wiki(actor, wiki_id)
+    wiki = policies.visible_wiki(actor, wiki_id)
     if wiki.legal_hold:
         raise WrongState(
             f"wiki {wiki.id} is under legal hold", current_state=wiki.state, rule="legal_hold"
@@ -449,7 +419,7 @@ def _visible_operation(actor, operation_id: object) -> Operation:
 def operation_retry(*, actor, operation_id: object) -> Operation:
     operation = _visible_operation(actor, operation_id)
     if operation.wiki is not None:
-        _require_manager(actor, operation.wiki)
+        policies.require_manager(actor, operation.wiki)
     elif not is_ops(actor):  # an abandon whose wiki row is gone: auditors see it, only read
         raise NotAllowed(f"only ops may retry operation {operation.pk}")
     steps = operation.steps
@@ -482,7 +452,7 @@ def operation_abandon(*, actor, operation_id: object) -> Operation:
     """Give up a failed create: remove what it made and free the wiki id."""
     operation = _visible_operation(actor, operation_id)
     if operation.wiki is not None:
-        _require_manager(actor, operation.wiki)
+        policies.require_manager(actor, operation.wiki)
     if operation.kind != OperationKind.CREATE or operation.wiki is None:
         raise WrongState(
             "only a failed create operation can be abandoned", current_state=operation.state

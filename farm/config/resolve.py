@@ -9,8 +9,8 @@ from typing import Any
 
 from django.db.models import Q
 
+from farm import policies
 from farm.config.catalog import CATALOG_LAYER, Catalog
-from farm.errors import NotFound
 from farm.models import (
     ConfigLayer,
     ConfigValue,
@@ -159,7 +159,7 @@ def effective_settings_for_wikis(
 
 def wiki_effective_config(*, actor, wiki_id: object) -> dict[str, Any]:
     """A wiki's effective settings with provenance and the value each layer gives."""
-    wiki = _visible_wiki(actor, wiki_id)
+    wiki = policies.visible_wiki(actor, wiki_id)
     catalog = Catalog.load()
     tags = tag_precedence(wiki.tags.values_list("name", "priority"))
     chain = chain_for(wiki.pk, wiki.family.name, tags)
@@ -198,12 +198,3 @@ def _load_chain_blocks(chain: list[Block]) -> dict[Block, dict[str, Any]]:
     for layer, target, name, value in rows:
         blocks.setdefault(Block(layer, target), {})[name] = value
     return blocks
-
-
-def _visible_wiki(actor, wiki_id: object) -> Wiki:
-    wiki = None
-    if isinstance(wiki_id, str):
-        wiki = Wiki.objects.for_user(actor).select_related("family").filter(pk=wiki_id).first()
-    if wiki is None:
-        raise NotFound(f"wiki {wiki_id!r} not found", field="wiki_id")
-    return wiki

@@ -6,9 +6,10 @@ from typing import Any
 
 from django.db import transaction
 
+from farm import policies
 from farm.audit import audit
 from farm.config.catalog import REGISTRY_SETTINGS, validate_value
-from farm.config.resolve import DEFAULT_BLOCK, Block, _visible_wiki, registry_values
+from farm.config.resolve import DEFAULT_BLOCK, Block, registry_values
 from farm.errors import InvalidInput, NotAllowed, NotFound, WrongState
 from farm.models import (
     ConfigLayer,
@@ -21,7 +22,7 @@ from farm.models import (
     Wiki,
     WikiState,
 )
-from farm.roles import WIKI_ADMIN, has_role, is_ops
+from farm.roles import is_ops
 
 # --- checks --------------------------------------------------------------------------------
 
@@ -47,7 +48,7 @@ def check_block(actor, layer: object, target: object) -> tuple[Block, Wiki | Non
         raise NotFound(f"family {target!r} not found", field="target")
     if layer == ConfigLayer.TAG and not Tag.objects.filter(name=target).exists():
         raise NotFound(f"tag {target!r} not found", field="target")
-    wiki = _visible_wiki(actor, target) if layer == ConfigLayer.WIKI else None
+    wiki = policies.visible_wiki(actor, target) if layer == ConfigLayer.WIKI else None
     return Block(layer, target), wiki
 
 
@@ -66,8 +67,7 @@ def _require_block_editor(actor, block: Block, wiki: Wiki | None) -> None:
         return
     if block.layer != ConfigLayer.WIKI or wiki is None:
         raise NotAllowed(f"only ops may change the {block.layer} layer")
-    if not has_role(actor, WIKI_ADMIN) or not wiki.owners.filter(pk=actor.pk).exists():
-        raise NotAllowed(f"you may not change the configuration of wiki {wiki.pk}")
+    policies.require_manager(actor, wiki, what=f"the configuration of wiki {wiki.pk}")
 
 
 def _require_editor(actor, block: Block, wiki: Wiki | None, definition: SettingDefinition):
