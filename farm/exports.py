@@ -42,7 +42,7 @@ from farm.config import (
     tag_precedence,
 )
 from farm.models import ConfigLayer, MergeStrategy, SettingDefinition, Wiki, WikiState
-from provisioning.drivers import storage_driver
+from provisioning.drivers import locations
 from provisioning.drivers.base import WikiResources
 
 EXPORT_FORMAT = 2
@@ -79,26 +79,6 @@ def wiki_file_path(wiki_id: str) -> Path:
 def wiki_url(wiki_id: str) -> str:
     """The wiki's URL from FARM_WIKI_URL, a pattern with {id} in its host or path."""
     return getattr(settings, "FARM_WIKI_URL", DEFAULT_WIKI_URL).replace("{id}", wiki_id)
-
-
-def _database_description() -> tuple[str, dict[str, str]]:
-    """The database driver's engine name and the host:port of each cluster it knows."""
-    database = settings.FARM_DRIVERS["database"]
-    engine = database["class"].rsplit(".", 2)[-2]
-    options = database.get("options", {})
-    urls = options.get("clusters") or ({"default": options["url"]} if "url" in options else {})
-    hosts = {}
-    for cluster, url in urls.items():
-        parts = urlsplit(url)
-        # Only where the database is: the credentials in the URL never leave the portal.
-        if parts.hostname:
-            hosts[cluster] = f"{parts.hostname}:{parts.port or 3306}"
-    return engine, hosts
-
-
-def _sqlite_dir() -> str:
-    """Where the embedded driver keeps `<database name>.sqlite` ($wgSQLiteDataDir)."""
-    return str(Path(settings.FARM_DRIVERS["database"]["options"]["root"]).resolve())
 
 
 # --- reading the registry (a constant number of queries) ----------------------------------
@@ -164,23 +144,22 @@ def _read_only_reason(row: dict[str, Any], settings_: dict[str, Any]) -> str | N
 
 def _served_entries(rows: list[dict], *, with_storage: bool) -> dict[str, dict[str, Any]]:
     """The export entry of each served wiki in `rows`."""
-    engine, hosts = _database_description()
-    sqlite_dir = _sqlite_dir() if engine == "sqlite" else ""
     # A batch names its wikis; the whole farm is cheaper read without a list of ids.
     ids = [row["id"] for row in rows]
     tags = _tags_of(ids if len(ids) <= PUBLISH_BATCH else None)
     effective = effective_settings_for_wikis(
         [(r["id"], r["family__name"], r["sitename"], r["language"]) for r in rows], tags
     )
-    storage = storage_driver() if with_storage else None
     entries = {}
     for row in rows:
         wiki_id = row["id"]
-        database = {"type": engine, "name": row["database_name"], "cluster": row["cluster"]}
-        if row["cluster"] in hosts:
-            database["host"] = hosts[row["cluster"]]
-        if sqlite_dir:
-            database["dir"] = sqlite_dir
+        resources = WikiResources(
+            wiki_id=wiki_id,
+            database_name=row["database_name"],
+            storage_prefix=row["storage_prefix"],
+            cluster=row["cluster"],
+        )
+        found = locations(resources, storage=with_storage)
         reason = _read_only_reason(row, effective[wiki_id])
         url = wiki_url(wiki_id)
         entry = {
@@ -192,17 +171,11 @@ def _served_entries(rows: list[dict], *, with_storage: bool) -> dict[str, dict[s
             "offline": row["offline"],
             "url": url,
             "host": (urlsplit(url).hostname or "").lower(),
-            "database": database,
+            "database": found["database"],
             "settings": effective[wiki_id],
         }
-        if storage is not None:
-            resources = WikiResources(
-                wiki_id=wiki_id,
-                database_name=row["database_name"],
-                storage_prefix=row["storage_prefix"],
-                cluster=row["cluster"],
-            )
-            entry["storage"] = storage.location(resources)
+        if with_storage:
+            entry["storage"] = found["storage"]
         entries[wiki_id] = entry
     return entries
 

@@ -5,7 +5,7 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from provisioning.drivers.base import DatabaseDriver, SearchDriver, StorageDriver
+from provisioning.drivers.base import DatabaseDriver, SearchDriver, StorageDriver, WikiResources
 
 
 @cache
@@ -24,6 +24,15 @@ def storage_driver() -> StorageDriver:
 
 def search_driver() -> SearchDriver:
     return _build("search")
+
+
+def locations(wiki: WikiResources, *, storage: bool = True) -> dict[str, dict[str, str]]:
+    """Where MediaWiki finds the wiki's database (and storage): the one question about the
+    drivers that the registry's exports ask."""
+    found = {"database": database_driver().location(wiki)}
+    if storage:
+        found["storage"] = storage_driver().location(wiki)
+    return found
 
 
 def reset_drivers() -> None:

@@ -143,6 +143,11 @@ class DatabaseDriver(ABC):
         """Name the cluster a new wiki goes to, given wiki counts per known cluster."""
         return "default"
 
+    @abstractmethod
+    def location(self, wiki: WikiResources) -> dict[str, str]:
+        """Where MediaWiki finds the database (the export's `database`): type, name,
+        cluster, and its server or folder; never credentials."""
+
 
 class StorageDriver(ABC):
     """A storage namespace per wiki (`wikis/<id>/`) and the wiki's archives."""

@@ -209,6 +209,13 @@ class MariaDBDatabaseDriver(DatabaseDriver):
             exists=True, bytes=size, counts=counts, details={"table_rows": table_rows}
         )
 
+    def location(self, wiki: WikiResources) -> dict[str, str]:
+        location = {"type": self.engine, "name": wiki.database_name, "cluster": wiki.cluster}
+        params = self.clusters.get(wiki.cluster)
+        if params is not None:
+            location["host"] = f"{params['host']}:{params['port']}"
+        return location
+
     def choose_cluster(self, cluster_loads: dict[str, int]) -> str:
         """The configured cluster holding the fewest wikis; ties go to the first by name."""
         return min(self.clusters, key=lambda name: (cluster_loads.get(name, 0), name))

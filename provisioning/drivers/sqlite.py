@@ -160,6 +160,15 @@ class SQLiteDatabaseDriver(DatabaseDriver):
             details={"table_rows": table_rows},
         )
 
+    def location(self, wiki: WikiResources) -> dict[str, str]:
+        # MediaWiki opens <$wgSQLiteDataDir>/<$wgDBname>.sqlite, as database_path names it.
+        return {
+            "type": self.engine,
+            "name": wiki.database_name,
+            "cluster": wiki.cluster,
+            "dir": str(self.root.resolve()),
+        }
+
     # -- names --------------------------------------------------------------------------
 
     def database_path(self, wiki: WikiResources) -> Path:
