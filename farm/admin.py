@@ -2,12 +2,11 @@
 actions go through the same services as the UI, the API and the CLI."""
 
 from django.contrib import admin, messages
+from django.db import transaction
 
-from farm import publishing
 from farm import services as registry
-from farm.config import Block
 from farm.errors import ServiceError
-from farm.models import AuditEvent, ConfigLayer, Family, ReservedName, Tag, Wiki
+from farm.models import AuditEvent, Family, ReservedName, Tag, Wiki
 from farm.roles import is_ops
 from provisioning import services
 
@@ -56,18 +55,69 @@ LIFECYCLE_FIELDS = (
 )
 
 
+class ServiceAdmin(OpsAdmin):
+    """Every write goes through a registry service (validated, audited, exports marked):
+    `save_through(request, form, change)` calls it and returns the saved object. A refusal
+    is shown on the form's page and nothing is saved."""
+
+    def save_through(self, request, form, change):
+        raise NotImplementedError
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        admin_site = self
+
+        class ThroughService(form_class):
+            def _post_clean(self):
+                # The service decides, instead of the model's own save: its refusal is a
+                # form error beside the field it names.
+                super()._post_clean()
+                if self.errors:
+                    return
+                try:
+                    with transaction.atomic():
+                        self.saved = admin_site.save_through(request, self, change)
+                except ServiceError as exc:
+                    field = exc.field if exc.field in self.fields else None
+                    self.add_error(field, exc.message)
+
+        return ThroughService
+
+    def save_model(self, request, obj, form, change):
+        obj.pk = form.saved.pk  # for the admin's redirect and its log entry
+
+    def save_related(self, request, form, formsets, change):
+        """Nothing here: the service saved it all."""
+
+
 @admin.register(Family)
-class FamilyAdmin(OpsAdmin):
+class FamilyAdmin(ServiceAdmin):
     list_display = ("name", "database_pattern", "description")
     search_fields = ("name",)
 
     def get_readonly_fields(self, request, obj=None):
         # Existing wikis derived their database names from the pattern: it never changes.
-        return ("database_pattern",) if obj else ()
+        return ("name", "database_pattern") if obj else ()
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # its wikis keep it; an unused family stays harmless
+
+    def save_through(self, request, form, change):
+        data = form.cleaned_data
+        if change:
+            return registry.family_update(
+                actor=request.user, name=form.instance.name, description=data["description"]
+            )
+        return registry.family_create(
+            actor=request.user,
+            name=data["name"],
+            database_pattern=data["database_pattern"],
+            description=data["description"],
+        )
 
 
 @admin.register(Tag)
-class TagAdmin(OpsAdmin):
+class TagAdmin(ServiceAdmin):
     list_display = ("name", "priority", "description")
     search_fields = ("name",)
 
@@ -75,17 +125,49 @@ class TagAdmin(OpsAdmin):
         # Config blocks and dblists name the tag: renaming it would orphan them.
         return ("name",) if obj else ()
 
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and "priority" in form.changed_data:
-            # The priority orders the tag layers of its wikis' settings.
-            publishing.mark_block(Block(ConfigLayer.TAG, obj.name))
+    def has_delete_permission(self, request, obj=None):
+        return False  # config blocks and wikis name it: take it off the wikis instead
+
+    def save_through(self, request, form, change):
+        data = form.cleaned_data
+        if change:
+            return registry.tag_update(
+                actor=request.user,
+                name=form.instance.name,
+                priority=data["priority"],
+                description=data["description"],
+            )
+        return registry.tag_create(
+            actor=request.user,
+            name=data["name"],
+            priority=data["priority"],
+            description=data["description"],
+        )
 
 
 @admin.register(ReservedName)
-class ReservedNameAdmin(OpsAdmin):
+class ReservedNameAdmin(ServiceAdmin):
     list_display = ("name", "reason")
     search_fields = ("name",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name", "reason") if obj else ()
+
+    def has_change_permission(self, request, obj=None):
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def save_through(self, request, form, change):
+        data = form.cleaned_data
+        return registry.reserved_name_add(
+            actor=request.user, name=data["name"], reason=data["reason"]
+        )
+
+    def delete_model(self, request, obj):
+        registry.reserved_name_remove(actor=request.user, name=obj.name)
+
+    def delete_queryset(self, request, queryset):
+        for reserved in queryset:
+            registry.reserved_name_remove(actor=request.user, name=reserved.name)
 
 
 def _run_service(modeladmin, request, queryset, label, call):
@@ -144,7 +226,7 @@ def purge_archived_wikis(modeladmin, request, queryset):
 
 
 @admin.register(Wiki)
-class WikiAdmin(OpsAdmin):
+class WikiAdmin(ServiceAdmin):
     list_display = ("id", "sitename", "family", "state", "read_only", "cluster", "created_at")
     list_filter = ("state", "family", "tags", "legal_hold")
     search_fields = ("id", "sitename")
@@ -153,29 +235,21 @@ class WikiAdmin(OpsAdmin):
     filter_horizontal = ("tags", "owners")
     actions = (close_wikis, reopen_wikis, archive_wikis, purge_archived_wikis)
 
-    def save_model(self, request, obj, form, change):
-        """Nothing here: save_related writes the edit through the service, in one go."""
-
-    def save_related(self, request, form, formsets, change):
-        # Through the registry service, like the API, the UI and the CLI: validated,
-        # audited, and what MediaWiki reads for the wiki is marked for publishing.
-        data = form.cleaned_data
-        try:
-            registry.wiki_update(
-                actor=request.user,
-                wiki_id=form.instance.pk,
-                sitename=data["sitename"],
-                owners=[user.get_username() for user in data["owners"]],
-                tags=[tag.name for tag in data["tags"]],
-            )
-        except ServiceError as exc:
-            self.message_user(request, f"{form.instance.pk}: {exc.message}", messages.ERROR)
-
     def has_add_permission(self, request):
         return False  # wikis are created through the create operation, never by hand
 
     def has_delete_permission(self, request, obj=None):
         return False  # wikis are purged through the purge operation, never deleted by hand
+
+    def save_through(self, request, form, change):
+        data = form.cleaned_data
+        return registry.wiki_update(
+            actor=request.user,
+            wiki_id=form.instance.pk,
+            sitename=data["sitename"],
+            owners=[user.get_username() for user in data["owners"]],
+            tags=[tag.name for tag in data["tags"]],
+        )
 
 
 @admin.register(AuditEvent)

@@ -73,6 +73,67 @@ def reserved_name_add(*, actor, name: str, reason: str = ""):
     return reserved
 
 
+@transaction.atomic
+def family_update(*, actor, name: str, description: object) -> Family:
+    """Change a family's description (its name and database pattern never change: wikis
+    derived their database names from them)."""
+    _require_ops(actor, "change families")
+    family = Family.objects.select_for_update().filter(name=name).first()
+    if family is None:
+        raise NotFound(f"family {name!r} not found", field="name")
+    description = check_text(description, field="description", max_length=500, required=False)
+    if description != family.description:
+        before = {"description": family.description}
+        family.description = description
+        family.save(update_fields=["description"])
+        audit(
+            actor=actor,
+            action="family.update",
+            target=family,
+            before=before,
+            after={"description": description},
+        )
+    return family
+
+
+@transaction.atomic
+def tag_update(*, actor, name: str, priority: object, description: object) -> Tag:
+    """Change a tag's priority or description (not its name: config blocks and dblists use
+    it). A new priority reorders its wikis' tag layers, so their exports are marked."""
+    _require_ops(actor, "change tags")
+    tag = Tag.objects.select_for_update().filter(name=name).first()
+    if tag is None:
+        raise NotFound(f"tag {name!r} not found", field="name")
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise InvalidInput("priority must be an integer", field="priority", rule="type:integer")
+    description = check_text(description, field="description", max_length=500, required=False)
+    before = {"priority": tag.priority, "description": tag.description}
+    after = {"priority": priority, "description": description}
+    if after == before:
+        return tag
+    tag.priority, tag.description = priority, description
+    tag.save(update_fields=["priority", "description"])
+    if after["priority"] != before["priority"]:
+        publishing.mark_wikis(Wiki.objects.filter(tags=tag))
+    audit(actor=actor, action="tag.update", target=tag, before=before, after=after)
+    return tag
+
+
+@transaction.atomic
+def reserved_name_remove(*, actor, name: str) -> None:
+    _require_ops(actor, "free reserved names")
+    reserved = ReservedName.objects.filter(name=name).first()
+    if reserved is not None:
+        # Audited first: a deleted row has no primary key left to name.
+        audit(
+            actor=actor,
+            action="reserved_name.remove",
+            target=reserved,
+            before={"reason": reserved.reason},
+        )
+        reserved.delete()
+
+
 MAX_OWNERS = 50
 
 

@@ -85,3 +85,40 @@ def test_wiki_and_tag_edits_in_the_admin_go_through_the_service_and_reach_the_ex
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Tag.objects.get(pk=tag.pk).priority == 5
     assert Wiki.objects.get(pk="alpha").export_dirty_since is not None
+
+
+def test_family_tag_and_reserved_name_edits_in_the_admin_are_audited(client, staff_ops):
+    from farm.models import AuditEvent, Family, ReservedName, Tag
+
+    client.force_login(staff_ops)
+    added = client.post(
+        "/admin/farm/family/add/",
+        {"name": "docs", "database_pattern": "{id}wiki", "description": "Docs"},
+    )
+    assert added.status_code == 302, added.context["adminform"].form.errors
+    family = Family.objects.get(name="docs")
+    assert AuditEvent.objects.filter(action="family.create", target_id=str(family.pk)).exists()
+    changed = client.post(f"/admin/farm/family/{family.pk}/change/", {"description": "Manuals"})
+    assert changed.status_code == 302
+    assert AuditEvent.objects.filter(action="family.update").get().after == {
+        "description": "Manuals"
+    }
+    # A family pattern the service refuses is an error on the form, and nothing is saved.
+    refused = client.post(
+        "/admin/farm/family/add/", {"name": "bad", "database_pattern": "no_id", "description": ""}
+    )
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors
+    assert not Family.objects.filter(name="bad").exists()
+
+    assert client.post("/admin/farm/tag/add/", {"name": "beta", "priority": 3}).status_code == 302
+    tag = Tag.objects.get(name="beta")
+    client.post(f"/admin/farm/tag/{tag.pk}/change/", {"priority": 7, "description": ""})
+    assert AuditEvent.objects.filter(action="tag.update").get().after["priority"] == 7
+
+    assert client.post("/admin/farm/reservedname/add/", {"name": "help"}).status_code == 302
+    assert AuditEvent.objects.filter(action="reserved_name.add", target_id="help").exists()
+    deleted = client.post("/admin/farm/reservedname/help/delete/", {"post": "yes"})
+    assert deleted.status_code == 302
+    assert not ReservedName.objects.filter(name="help").exists()
+    assert AuditEvent.objects.filter(action="reserved_name.remove", target_id="help").exists()
