@@ -13,7 +13,17 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from farm.api.fields import StrictCharField, StrictIntegerField, StrictSerializer, string_list
-from farm.models import ApiToken, ApiTokenScope, AuditEvent, Family, ReservedName, Tag, Wiki
+from farm.models import (
+    ApiToken,
+    ApiTokenScope,
+    AuditEvent,
+    ConfigVersion,
+    Family,
+    ReservedName,
+    SettingDefinition,
+    Tag,
+    Wiki,
+)
 from provisioning.models import Operation, StepStatus, UnarchiveRequest
 
 # --- operations --------------------------------------------------------------------------
@@ -351,3 +361,62 @@ class ApiTokenCreateSerializer(StrictSerializer):
 
 def absolute_url(request, view_name: str, pk: Any) -> str:
     return reverse(view_name, kwargs={"pk": pk}, request=request)
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class ConfigVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ConfigVersion
+        fields = [
+            "version",
+            "created_at",
+            "actor_name",
+            "layer",
+            "target",
+            "setting",
+            "before",
+            "after",
+            "rollback_to",
+        ]
+
+
+class SettingDefinitionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SettingDefinition
+        fields = [
+            "name",
+            "type",
+            "schema",
+            "default",
+            "merge_strategy",
+            "editable_by",
+            "description",
+        ]
+
+
+class SettingCreateSerializer(StrictSerializer):
+    name = StrictCharField(max_length=64)
+    type = StrictCharField(max_length=8)
+    schema = serializers.JSONField()
+    default = serializers.JSONField(required=False, allow_null=True, default=None)
+    merge_strategy = StrictCharField(required=False, default="replace")
+    editable_by = StrictCharField(required=False, default="ops")
+    description = StrictCharField(required=False, default="", allow_blank=True, max_length=500)
+
+
+class SettingValueSerializer(StrictSerializer):
+    # Null is accepted here so the service answers with its own rule (`not_null`).
+    value = serializers.JSONField(allow_null=True)
+
+
+class RollbackSerializer(StrictSerializer):
+    version = StrictIntegerField(min_value=0)
+
+
+def valid_input(serializer_class, request) -> dict:
+    """The request body checked by a write serializer (a 400 naming the field otherwise)."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

@@ -37,12 +37,6 @@ def accepted(request, operation: Operation) -> Response:
     return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
 
 
-def valid_input(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class ApiViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
     """Base: POSTs honour Idempotency-Key; PUT is not offered (PATCH is)."""
 
@@ -80,7 +74,7 @@ class WikiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         return super().get_throttles()
 
     def create(self, request):
-        data = valid_input(s.WikiCreateSerializer, request)
+        data = s.valid_input(s.WikiCreateSerializer, request)
         operation = lifecycle.wiki_create(
             actor=request.user,
             wiki_id=data["id"],
@@ -92,7 +86,7 @@ class WikiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         return accepted(request, operation)
 
     def partial_update(self, request, pk=None):
-        data = valid_input(s.WikiUpdateSerializer, request)
+        data = s.valid_input(s.WikiUpdateSerializer, request)
         wiki = farm_services.wiki_update(actor=request.user, wiki_id=pk, **data)
         # The service's instance, not a re-read through get_queryset(): an owner who just
         # handed the wiki to someone else no longer sees it there.
@@ -100,23 +94,23 @@ class WikiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
 
     @action(detail=True, methods=["post"])
     def archive(self, request, pk=None):
-        valid_input(EmptyBodySerializer, request)
+        s.valid_input(EmptyBodySerializer, request)
         return accepted(request, lifecycle.wiki_archive(actor=request.user, wiki_id=pk))
 
     @action(detail=True, methods=["post"])
     def close(self, request, pk=None):
-        data = valid_input(s.CloseSerializer, request)
+        data = s.valid_input(s.CloseSerializer, request)
         operation = lifecycle.wiki_close(actor=request.user, wiki_id=pk, reason=data["reason"])
         return accepted(request, operation)
 
     @action(detail=True, methods=["post"])
     def reopen(self, request, pk=None):
-        valid_input(EmptyBodySerializer, request)
+        s.valid_input(EmptyBodySerializer, request)
         return accepted(request, lifecycle.wiki_reopen(actor=request.user, wiki_id=pk))
 
     @action(detail=True, methods=["post"])
     def purge(self, request, pk=None):
-        data = valid_input(s.PurgeSerializer, request)
+        data = s.valid_input(s.PurgeSerializer, request)
         operation = lifecycle.wiki_purge(actor=request.user, wiki_id=pk, confirm=data["confirm"])
         return accepted(request, operation)
 
@@ -140,7 +134,7 @@ class UnarchiveRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         )
 
     def create(self, request):
-        data = valid_input(s.UnarchiveRequestCreateSerializer, request)
+        data = s.valid_input(s.UnarchiveRequestCreateSerializer, request)
         unarchive = lifecycle.unarchive_request(
             actor=request.user, wiki_id=data["wiki"], reason=data["reason"]
         )
@@ -151,7 +145,7 @@ class UnarchiveRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         unarchive = self.get_object()
-        note = valid_input(s.DecisionSerializer, request)["note"]
+        note = s.valid_input(s.DecisionSerializer, request)["note"]
         operation = lifecycle.unarchive_approve(
             actor=request.user, request_id=unarchive.pk, note=note
         )
@@ -160,7 +154,7 @@ class UnarchiveRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     @action(detail=True, methods=["post"])
     def deny(self, request, pk=None):
         unarchive = self.get_object()
-        note = valid_input(s.DecisionSerializer, request)["note"]
+        note = s.valid_input(s.DecisionSerializer, request)["note"]
         lifecycle.unarchive_deny(actor=request.user, request_id=unarchive.pk, note=note)
         return Response(self.get_serializer(self.get_queryset().get(pk=unarchive.pk)).data)
 
@@ -184,7 +178,7 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         operation = self.get_object()
-        valid_input(EmptyBodySerializer, request)
+        s.valid_input(EmptyBodySerializer, request)
         return accepted(
             request, lifecycle.operation_retry(actor=request.user, operation_id=operation.pk)
         )
@@ -192,7 +186,7 @@ class OperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiView
     @action(detail=True, methods=["post"])
     def abandon(self, request, pk=None):
         operation = self.get_object()
-        valid_input(EmptyBodySerializer, request)
+        s.valid_input(EmptyBodySerializer, request)
         abandon = lifecycle.operation_abandon(actor=request.user, operation_id=operation.pk)
         return accepted(request, abandon)
 
@@ -206,7 +200,7 @@ class RegistryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewS
     create_service: Callable[..., Any]
 
     def create(self, request):
-        data = valid_input(self.create_serializer_class, request)
+        data = s.valid_input(self.create_serializer_class, request)
         created = self.create_service(actor=request.user, **data)
         return Response(self.get_serializer(created).data, status=status.HTTP_201_CREATED)
 
@@ -272,7 +266,7 @@ class ApiTokenViewSet(
         return ApiToken.objects.for_user(self.request.user).select_related("owner")
 
     def create(self, request):
-        data = valid_input(s.ApiTokenCreateSerializer, request)
+        data = s.valid_input(s.ApiTokenCreateSerializer, request)
         via_token = request.auth if isinstance(request.auth, ApiToken) else None
         token, raw = token_create(actor=request.user, via_token=via_token, **data)
         context = {**self.get_serializer_context(), "raw_token": raw}
