@@ -232,6 +232,24 @@ def _check_setting_name(name: object) -> str:
     return name
 
 
+# What a setting's schema may say at its top level: the validation keywords of JSON Schema
+# 2020-12 and its annotations.
+SCHEMA_KEYWORDS = frozenset(jsonschema.Draft202012Validator.VALIDATORS) | {
+    "$schema",
+    "$id",
+    "$comment",
+    "$defs",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "format",
+}
+
+
 def _check_schema(type_: object, schema: object) -> dict[str, Any]:
     if type_ not in SettingType.values:
         raise InvalidInput(
@@ -247,6 +265,15 @@ def _check_schema(type_: object, schema: object) -> dict[str, Any]:
             f"schema type {schema['type']!r} differs from the setting's type {type_!r}",
             field="schema",
             rule="type_matches",
+        )
+    unknown = sorted(set(schema) - SCHEMA_KEYWORDS)
+    if unknown:
+        # JSON Schema ignores keywords it does not know: a typo ("maxLenght") would check
+        # nothing at all, silently.
+        raise InvalidInput(
+            f"schema has keywords JSON Schema does not know: {', '.join(unknown)[:200]}",
+            field="schema",
+            rule="known_keywords",
         )
     try:
         jsonschema.Draft202012Validator.check_schema(schema)

@@ -373,3 +373,14 @@ def test_rollback_that_changes_nothing_is_still_refused_to_non_editors(admin_use
         config.config_rollback(actor=admin_user_a, layer="default", version=1)
     with pytest.raises(NotAllowed, match="only ops may change the default layer"):
         config.config_rollback(actor=auditor_user, layer="default", version=1)
+
+
+def test_a_setting_schema_with_an_unknown_keyword_is_refused(ops_user):
+    from farm.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as error:
+        config.setting_create(
+            actor=ops_user, name="wgFarmTypo", type="string", schema={"maxLenght": 5}
+        )
+    assert error.value.field == "schema" and error.value.rule == "known_keywords"
+    assert "maxLenght" in error.value.message
