@@ -199,6 +199,26 @@ def machine_info(db_params: dict) -> dict:
     }
 
 
+def source_revision() -> dict:
+    """The commit measured, and how many tracked files differ from it (None outside git)."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(BASE_DIR), "rev-parse", "HEAD"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", str(BASE_DIR), "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "changed_tracked_files": None}
+    return {"commit": commit, "changed_tracked_files": len(changed)}
+
+
 def _cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):

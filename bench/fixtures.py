@@ -250,12 +250,30 @@ def _fill_links(cursor, *, pages: int) -> dict[str, int]:
 REGISTRY_FAMILIES = ("default", "docs", "community", "clients", "intranet")
 REGISTRY_TAGS = 20
 REGISTRY_OWNERS = 100
+# The wiki-layer setting a fixed family's wikis never override (bench/scale.py changes it
+# on the family and checks that every one of the family's files holds the new value).
+FAMILY_SETTING = "wgRightsText"
 
 
-def bulk_registry(*, run_token: str, wikis: int) -> dict[str, Any]:
+def registry_wiki_id(run_token: str, number: int, wikis: int) -> str:
+    return f"r{run_token}{number:0{max(5, len(str(wikis - 1)))}d}"
+
+
+def bulk_registry(
+    *,
+    run_token: str,
+    wikis: int,
+    families: tuple[str, ...] = REGISTRY_FAMILIES,
+    fixed_family: tuple[str, int] | None = None,
+) -> dict[str, Any]:
     """Insert `wikis` Wiki rows (90% active, 8% archived, 2% purged) with families, tags,
     owners and config blocks at every layer. They have no resources: only the registry is
-    measured with them, and cleanup never touches their (non-existent) databases."""
+    measured with them, and cleanup never touches their (non-existent) databases.
+
+    `fixed_family=(name, count)` puts exactly `count` of them in family `name` (and no other
+    wiki): active or archived, never purged, and none overriding FAMILY_SETTING at the wiki
+    layer, so that a change of the family's value reaches every one of their files.
+    """
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
     from django.db import transaction
@@ -266,8 +284,12 @@ def bulk_registry(*, run_token: str, wikis: int) -> dict[str, Any]:
 
     rng = random.Random(7)  # noqa: S311 - repeatable data, not secrets
     now = timezone.now()
+    fixed_name, fixed_count = fixed_family or ("", 0)
+    if fixed_count > wikis or fixed_name in families:
+        raise ValueError(f"fixed family {fixed_family} does not fit {wikis} wikis of {families}")
     with transaction.atomic():
-        families = [Family.objects.get_or_create(name=name)[0] for name in REGISTRY_FAMILIES]
+        family_objs = [Family.objects.get_or_create(name=name)[0] for name in families]
+        fixed = Family.objects.get_or_create(name=fixed_name)[0] if fixed_count else None
         tags = [
             Tag.objects.get_or_create(name=f"bench-tag-{i}", defaults={"priority": i})[0]
             for i in range(REGISTRY_TAGS)
@@ -277,15 +299,19 @@ def bulk_registry(*, run_token: str, wikis: int) -> dict[str, Any]:
             [get_user_model()(username=f"bench-owner-{i}") for i in range(REGISTRY_OWNERS)]
         )
         admins.user_set.add(*owners)
+        in_fixed = set(rng.sample(range(wikis), fixed_count))
         rows = []
         for number in range(wikis):
-            wiki_id = f"r{run_token}{number:05d}"
+            wiki_id = registry_wiki_id(run_token, number, wikis)
             roll = rng.random()
+            family = rng.choice(family_objs)
+            if number in in_fixed:
+                family, roll = fixed, roll * 0.98  # served: active or archived
             state = "active" if roll < 0.90 else "archived" if roll < 0.98 else "purged"
             rows.append(
                 Wiki(
                     id=wiki_id,
-                    family=rng.choice(families),
+                    family=family,
                     sitename=f"Registry wiki {number}",
                     language=rng.choice(["en", "de", "fr"]),
                     state=state,
@@ -306,13 +332,19 @@ def bulk_registry(*, run_token: str, wikis: int) -> dict[str, Any]:
             Wiki.owners.through(wiki_id=row.id, user_id=rng.choice(owners).pk) for row in rows
         ]
         Wiki.owners.through.objects.bulk_create(owner_links, batch_size=2000)
+        all_families = family_objs + ([fixed] if fixed else [])
         config_rows = _config_blocks(
-            rng, families, tags, rows, SettingDefinition, ConfigValue, ConfigLayer
+            rng, all_families, fixed, tags, rows, SettingDefinition, ConfigValue, ConfigLayer
         )
         ConfigValue.objects.bulk_create(config_rows, batch_size=1000)
     return {
         "wikis": wikis,
-        "families": len(families),
+        "families": len(all_families),
+        "fixed_family": {"name": fixed_name, "wikis": fixed_count} if fixed else None,
+        "states": {
+            state: sum(1 for row in rows if row.state == state)
+            for state in ("active", "archived", "purged")
+        },
         "tags": len(tags),
         "owners": len(owners),
         "tag_links": len(tag_links),
@@ -320,7 +352,7 @@ def bulk_registry(*, run_token: str, wikis: int) -> dict[str, Any]:
     }
 
 
-def _config_blocks(rng, families, tags, rows, SettingDefinition, ConfigValue, ConfigLayer):  # noqa: N803
+def _config_blocks(rng, families, fixed, tags, rows, SettingDefinition, ConfigValue, ConfigLayer):  # noqa: N803
     """Values at the family and tag layers and on one wiki in ten, as a real farm has."""
     definitions = {d.name: d for d in SettingDefinition.objects.all()}
     values = []
@@ -334,6 +366,8 @@ def _config_blocks(rng, families, tags, rows, SettingDefinition, ConfigValue, Co
     for family in families:
         add(ConfigLayer.FAMILY, family.name, "wgDefaultSkin", "vector-2022")
         add(ConfigLayer.FAMILY, family.name, "wgEnableUploads", True)
+    if fixed is not None:
+        add(ConfigLayer.FAMILY, fixed.name, FAMILY_SETTING, "CC BY-SA 4.0")
     for tag in tags:
         add(
             ConfigLayer.TAG,
@@ -342,6 +376,7 @@ def _config_blocks(rng, families, tags, rows, SettingDefinition, ConfigValue, Co
             {"user": {"edit": tag.priority % 2 == 0}},
         )
     for row in rows[::10]:
-        add(ConfigLayer.WIKI, row.id, "wgRightsText", f"CC BY-SA, {row.id}")
+        if fixed is None or row.family_id != fixed.pk:
+            add(ConfigLayer.WIKI, row.id, FAMILY_SETTING, f"CC BY-SA, {row.id}")
         add(ConfigLayer.WIKI, row.id, "wgGroupPermissions", {"*": {"read": rng.random() < 0.5}})
     return values

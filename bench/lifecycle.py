@@ -174,10 +174,13 @@ def create_with_worker(actor, wikis: BenchWikis, *, samples: int) -> dict:
 
 
 def bulk_create(actor, wikis: BenchWikis, *, count: int) -> dict:
-    """Accept `count` creates as fast as the service goes while the pool works them off."""
+    """Accept `count` creates as fast as the service goes while the pool works them off;
+    then wait for the coalesced publish to settle and count its farm-wide rewrites."""
     from farm.models import Wiki, WikiState
     from provisioning.models import Operation, OperationState
 
+    writes_before = _publisher_state()["lists_writes"]
+    farm_writes: set[float] = set()  # lists_written_at values seen while polling
     ids = []
     started = time.time()
     for _ in range(count):
@@ -193,13 +196,89 @@ def bulk_create(actor, wikis: BenchWikis, *, count: int) -> dict:
             raise RuntimeError(f"bulk create {failed.wiki_ref} failed: {failed.error}")
         if time.monotonic() > deadline:
             raise RuntimeError("bulk provisioning timed out")
+        _note_farm_write(farm_writes)
         time.sleep(0.25)
     activated = sorted(t.timestamp() for t in bulk.values_list("activated_at", flat=True))
     steps = [
         _step_seconds(s)
         for s in Operation.objects.filter(wiki_ref__in=ids).values_list("steps", flat=True)
     ]
-    return _bulk_report(count, started, submitted, activated, steps)
+    report = _bulk_report(count, started, submitted, activated, steps)
+    report["export_publishing"] = _burst_publishing(
+        started, activated[-1], writes_before, farm_writes
+    )
+    return report
+
+
+def _publisher_state() -> dict:
+    from farm.models import ExportPublisher
+
+    ExportPublisher.objects.get_or_create(pk=1)
+    return ExportPublisher.objects.filter(pk=1).values(
+        "requested_at", "lease_until", "lists_written_at", "lists_writes"
+    )[0]
+
+
+def _note_farm_write(seen: set[float]) -> None:
+    written = _publisher_state()["lists_written_at"]
+    if written is not None:
+        seen.add(written.timestamp())
+
+
+PUBLISH_SETTLE_TIMEOUT_SECONDS = 300
+
+
+def _burst_publishing(
+    started: float, last_active: float, writes_before: int, farm_writes: set[float]
+) -> dict:
+    """Wait until nothing is dirty and no publish is requested or running, then: how many
+    times the farm-wide files were rewritten for the burst, against the publish windows it
+    spanned (DESIGN: at most one rewrite per window however many changes arrived)."""
+    import math
+
+    from farm import publishing
+    from farm.models import Wiki
+
+    window = publishing.publish_window()
+    deadline = time.monotonic() + PUBLISH_SETTLE_TIMEOUT_SECONDS
+    while True:
+        state = _publisher_state()
+        dirty = Wiki.objects.filter(export_dirty_since__isnull=False).count()
+        if not dirty and state["requested_at"] is None and state["lease_until"] is None:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"export publishing did not settle in {PUBLISH_SETTLE_TIMEOUT_SECONDS}s "
+                f"({dirty} wikis dirty, publisher {state})"
+            )
+        _note_farm_write(farm_writes)
+        time.sleep(0.1)
+    settled = time.time()
+    _note_farm_write(farm_writes)
+    rewrites = state["lists_writes"] - writes_before
+    last_write = state["lists_written_at"].timestamp() if rewrites else started
+    burst = last_active - started
+    until_last_write = last_write - started
+    windows = max(1, math.ceil(until_last_write / window))
+    seen = sorted(t for t in farm_writes if t >= started)
+    gaps = [b - a for a, b in zip([started, *seen], seen, strict=False)]
+    return {
+        "what": "ExportPublisher.lists_writes (farm-wide rewrites) from the first accept until "
+        "the publish settled, against the publish windows spanned",
+        "publish_window_s": window,
+        "lists_writes_delta": rewrites,
+        "burst_seconds": round(burst, 2),
+        "windows_in_burst": round(burst / window, 1),
+        "seconds_to_last_farm_write": round(until_last_write, 2),
+        "windows_to_last_farm_write": windows,
+        "rewrites_per_window": round(rewrites / windows, 3),
+        "last_farm_write_after_last_active_s": round(last_write - last_active, 2),
+        "settled_after_last_active_s": round(settled - last_active, 2),
+        # Sampled every 0.25 s while the burst ran: how stale the farm-wide lists got.
+        "farm_writes_seen": len(seen),
+        "farm_writes_at_s": [round(t - started, 1) for t in seen],
+        "max_seconds_without_farm_write": round(max(gaps), 2) if gaps else None,
+    }
 
 
 def _bulk_report(
@@ -224,6 +303,23 @@ def _bulk_report(
         "step_share": {name: round(total / busy, 3) for name, total in step_totals.items()},
         "median_step_ms": _median_steps(steps),
     }
+
+
+def drop_wiki_databases(wiki_ids: list[str]) -> int:
+    """Drop the database of each of these wikis (the bench's own), through the driver, by
+    the name derived from its registry row; return how many existed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from farm.models import Wiki, WikiState
+    from provisioning.drivers import database_driver
+    from provisioning.steps import wiki_resources
+
+    wikis = Wiki.objects.filter(pk__in=wiki_ids).exclude(state=WikiState.PURGED)
+    resources = [wiki_resources(wiki) for wiki in wikis.select_related("family")]
+    driver = database_driver()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(driver.purge, resources))
+    return sum(1 for result in results if result["existed"])
 
 
 # --- archive, unarchive, purge in a child process ----------------------------------------
