@@ -128,14 +128,12 @@ def _dirty_batch(size: int) -> list[tuple[str, int]]:
     )
 
 
-@transaction.atomic
 def _clear_marks(batch: list[tuple[str, int]]) -> int:
-    cleared = 0
+    """Clear each mark whose serial is still the one rendered, in one statement."""
+    still_as_rendered = Q()
     for wiki_id, serial in batch:
-        cleared += Wiki.objects.filter(pk=wiki_id, export_serial=serial).update(
-            export_dirty_since=None
-        )
-    return cleared
+        still_as_rendered |= Q(pk=wiki_id, export_serial=serial)
+    return Wiki.objects.filter(still_as_rendered).update(export_dirty_since=None)
 
 
 def publish_due(*, respect_window: bool = True) -> float | None:

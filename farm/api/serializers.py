@@ -88,12 +88,22 @@ class WikiSerializer(serializers.ModelSerializer):
     family: serializers.SlugRelatedField[Family] = serializers.SlugRelatedField(
         slug_field="name", read_only=True
     )
-    tags: serializers.SlugRelatedField[Tag] = serializers.SlugRelatedField(
-        slug_field="name", many=True, read_only=True
-    )
-    owners: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", many=True, read_only=True
-    )
+    tags = serializers.SerializerMethodField()
+    owners = serializers.SerializerMethodField()
+
+    # A list page attaches the names (WikiViewSet.paginate_queryset: one query each, no
+    # join); a single wiki reads them itself.
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_tags(self, wiki: Wiki) -> list[str]:
+        names = getattr(wiki, "tag_names", None)
+        return names if names is not None else sorted(wiki.tags.values_list("name", flat=True))
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_owners(self, wiki: Wiki) -> list[str]:
+        names = getattr(wiki, "owner_names", None)
+        if names is not None:
+            return names
+        return sorted(wiki.owners.values_list("username", flat=True))
 
     class Meta:
         model = Wiki

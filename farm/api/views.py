@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -37,6 +38,33 @@ def accepted(request, operation: Operation) -> Response:
     return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
 
 
+def attach_names(wikis: list[Wiki]) -> None:
+    """Each wiki's tag and owner names, in a query each on the link tables and none joined
+    with the farm (the prefetch's join reads every tagged wiki at 100,000 wikis)."""
+    ids = [wiki.pk for wiki in wikis]
+    tags = dict(Tag.objects.values_list("pk", "name"))
+    tag_names: dict[str, list[str]] = {wiki_id: [] for wiki_id in ids}
+    for wiki_id, tag_id in Wiki.tags.through.objects.filter(wiki_id__in=ids).values_list(
+        "wiki_id", "tag_id"
+    ):
+        tag_names[wiki_id].append(tags[tag_id])
+    owner_rows = list(
+        Wiki.owners.through.objects.filter(wiki_id__in=ids).values_list("wiki_id", "user_id")
+    )
+    users = dict(
+        get_user_model()
+        .objects.filter(pk__in={user_id for _, user_id in owner_rows})
+        .values_list("pk", "username")
+    )
+    owner_names: dict[str, list[str]] = {wiki_id: [] for wiki_id in ids}
+    for wiki_id, user_id in owner_rows:
+        owner_names[wiki_id].append(users[user_id])
+    for wiki in wikis:
+        # Plain attributes on the page's instances, read by WikiSerializer.
+        wiki.tag_names = sorted(tag_names[wiki.pk])  # type: ignore[attr-defined]
+        wiki.owner_names = sorted(owner_names[wiki.pk])  # type: ignore[attr-defined]
+
+
 class ApiViewSet(IdempotentPostMixin, viewsets.GenericViewSet):
     """Base: POSTs honour Idempotency-Key; PUT is not offered (PATCH is)."""
 
@@ -59,11 +87,15 @@ class WikiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     service_field_aliases = {"wiki_id": "id"}
 
     def get_queryset(self):
-        return (
-            Wiki.objects.for_user(self.request.user)
-            .select_related("family")
-            .prefetch_related("tags", "owners")
-        )
+        # The family by a second query, not a join: at 100,000 wikis MariaDB plans the join
+        # from the family side, with a temporary table and a sort of the whole farm.
+        return Wiki.objects.for_user(self.request.user).prefetch_related("family")
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            attach_names(page)
+        return page
 
     def get_serializer_class(self):
         return s.WikiSerializer if self.action == "list" else s.WikiDetailSerializer

@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -78,7 +79,13 @@ class FilesystemStorageDriver(StorageDriver):
         )
 
     def location(self, wiki: WikiResources) -> dict[str, str]:
-        return {"type": "filesystem", "path": f"{self.namespace_path(wiki)}/"}
+        # Only a name for the export (the id was validated), so no look at the tree: the
+        # publisher asks this for thousands of wikis in a row.
+        return {"type": "filesystem", "path": f"{self._resolved_root}/wikis/{wiki.wiki_id}/"}
+
+    @cached_property
+    def _resolved_root(self) -> Path:
+        return self.root.resolve()
 
     def put_file(self, wiki: WikiResources, relative_path: str, data: bytes) -> None:
         namespace = self.namespace_path(wiki)

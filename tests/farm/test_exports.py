@@ -182,7 +182,7 @@ def test_export_of_50_wikis_within_max_queries(ops_user, django_assert_max_num_q
         )
         for n in range(50)
     )
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(7):
         export = exports.farm_export()
     assert len(export["wikis"]) == 50
 

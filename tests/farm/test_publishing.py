@@ -229,10 +229,10 @@ def test_lifecycle_states_reach_the_file(farm):
 
 
 def test_a_wiki_is_never_active_without_its_file(farm, monkeypatch):
-    def disk_full(path, data):
+    def disk_full(files):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(exports, "_write_atomically", disk_full)
+    monkeypatch.setattr(exports, "_replace_all", disk_full)
     lifecycle.wiki_create(actor=farm, wiki_id="five", family="default", sitename="Five")
     run_pending()
     wiki = Wiki.objects.get(pk="five")
