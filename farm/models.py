@@ -171,6 +171,22 @@ class ExportPublisher(models.Model):
         return f"export publisher (lists written {self.lists_writes} times)"
 
 
+class ExportMark(models.Model):
+    """A change to a farm-wide config block (the farm default, a family, a tag) whose wikis
+    must be marked dirty: one row written in the change's transaction, whatever the number
+    of wikis, turned into their marks by the publisher (farm/publishing.py)."""
+
+    layer = models.CharField(max_length=8)
+    target = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.layer}:{self.target}"
+
+
 class AuditEvent(models.Model):
     """Append-only: who did what to which thing, with before and after."""
 

@@ -7,8 +7,9 @@ from django.db import IntegrityError, transaction
 
 from farm import policies, publishing
 from farm.audit import audit
+from farm.config import Block
 from farm.errors import InvalidInput, NotAllowed, NotFound, WrongState
-from farm.models import Family, ReservedName, Tag, Wiki, WikiState
+from farm.models import ConfigLayer, Family, ReservedName, Tag, Wiki, WikiState
 from farm.roles import is_ops, may_create_wikis
 from farm.validators import (
     FAMILY_NAME_RE,
@@ -114,7 +115,7 @@ def tag_update(*, actor, name: str, priority: object, description: object) -> Ta
     tag.priority, tag.description = priority, description
     tag.save(update_fields=["priority", "description"])
     if after["priority"] != before["priority"]:
-        publishing.mark_wikis(Wiki.objects.filter(tags=tag))
+        publishing.mark_block(Block(ConfigLayer.TAG, tag.name))
     audit(actor=actor, action="tag.update", target=tag, before=before, after=after)
     return tag
 

@@ -84,6 +84,7 @@ def test_wiki_and_tag_edits_in_the_admin_go_through_the_service_and_reach_the_ex
     response = client.post(f"/admin/farm/tag/{tag.pk}/change/", {"priority": 5, "description": ""})
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert Tag.objects.get(pk=tag.pk).priority == 5
+    publishing.expand_marks()
     assert Wiki.objects.get(pk="alpha").export_dirty_since is not None
 
 

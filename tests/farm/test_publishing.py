@@ -9,7 +9,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from farm import config, exports, publishing, services
-from farm.models import ClusterLoad, ExportPublisher, Wiki, WikiState
+from farm.models import ClusterLoad, ExportMark, ExportPublisher, Wiki, WikiState
 from farm.services import tag_create
 from provisioning import services as lifecycle
 from provisioning.models import Operation, OperationState
@@ -80,6 +80,9 @@ def test_a_change_at_each_layer_reaches_exactly_the_affected_files(
         config.config_set(
             actor=farm, layer=layer, target=target, setting="wgRightsText", value="New"
         )
+    # A farm-wide block writes one mark in the request; the publisher expands it.
+    assert ExportMark.objects.count() == (0 if layer == "wiki" else 1)
+    publishing.expand_marks()
     dirty = set(Wiki.objects.filter(export_dirty_since__isnull=False).values_list("id", flat=True))
     assert dirty == affected
     assert len(enqueued) == 1  # one publish requested, a window from now
@@ -139,6 +142,7 @@ def test_a_killed_publish_leaves_the_marks_and_the_next_one_finishes(farm, monke
     monkeypatch.setattr(exports, "write_wiki_files", killed_after_one_batch)
     with pytest.raises(SystemExit):
         publishing.publish(respect_window=False)
+    assert not ExportMark.objects.exists()  # expanded before the first batch
     dirty = set(Wiki.objects.filter(export_dirty_since__isnull=False).values_list("id", flat=True))
     assert dirty == set(WIKIS) - set(batches[0]) and len(dirty) == 2
     # The killed publisher released nothing by hand: its lease would expire; here the
