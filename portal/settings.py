@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from kombu import Queue
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -140,6 +141,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Export publishing has a queue of its own, so a burst of creates never holds a settings
+# change back: every worker consumes both queues unless started with -Q, and the farm runs
+# one worker on "exports" alone (Procfile, compose.yaml), which always has a free slot.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("exports"))
+CELERY_TASK_ROUTES = {"farm.tasks.publish_exports": {"queue": "exports"}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-operations": {
