@@ -45,6 +45,8 @@ class BenchEnvironment:
                 "CELERY_BROKER_URL": self.broker_url,
                 # The bench creates far more than 30 wikis an hour through the API.
                 "FARM_API_CREATE_RATE": "",
+                # No MediaWiki serves the bench's wikis: no requests to drain before a drop.
+                "FARM_OFFLINE_DRAIN_SECONDS": "0",
                 "LOG_LEVEL": "WARNING",
                 **self.extra_env,
             }
@@ -121,8 +123,10 @@ def delete_broker_keys(number: int) -> None:
 class WorkerPool:
     """`celery -A portal worker --pool prefork --concurrency N` in its own process group."""
 
-    def __init__(self, *, concurrency: int, log_path: Path, run_token: str) -> None:
-        self.hostname = f"bench-{run_token}@%h"
+    def __init__(
+        self, *, concurrency: int, log_path: Path, run_token: str, queues: str = "", name="bench"
+    ) -> None:
+        self.hostname = f"{name}-{run_token}@%h"
         self.log_path = log_path
         command = [
             sys.executable, "-m", "celery", "-A", "portal", "worker",
@@ -130,6 +134,8 @@ class WorkerPool:
             "--loglevel", "warning", "--hostname", self.hostname,
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
+        if queues:
+            command += ["-Q", queues]
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 command,

@@ -147,7 +147,7 @@ class Bench:
         self.args, self.env, self.run_token = args, env, run_token
         self.wikis = BenchWikis(run_token)
         self.floor_databases = FloorDatabases(run_token)
-        self.worker = None
+        self.worker = self.publisher = None
         self.profiles: dict[str, str] = {}
         self.profile_prefix = f"{started_at:%Y%m%dT%H%M%SZ}"
         self.results: dict[str, Any] = {
@@ -353,17 +353,29 @@ class Bench:
         return Wiki.objects.count()
 
     def _start_worker(self) -> float:
+        # As the Procfile and compose.yaml run the farm: the pool on the default queue and
+        # one publisher on the exports queue.
         self.worker = environment.WorkerPool(
             concurrency=self.args.concurrency,
             log_path=self.env.data_dir / "worker.log",
             run_token=self.run_token,
+            queues="celery",
         )
+        self.publisher = environment.WorkerPool(
+            concurrency=1,
+            log_path=self.env.data_dir / "publisher.log",
+            run_token=self.run_token,
+            queues="exports",
+            name="publisher",
+        )
+        self.publisher.wait_ready()
         return self.worker.wait_ready()
 
     def _stop_worker(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker = None
+        for pool in (self.worker, getattr(self, "publisher", None)):
+            if pool is not None:
+                pool.stop()
+        self.worker = self.publisher = None
 
     def _purge_broker_queue(self) -> None:
         """Drop the queued messages; the publish request among them is lost with them, so
