@@ -480,13 +480,8 @@ def evaluate_targets(results: dict) -> list[dict]:
         target(f"list page of 50 at {wikis} wikis, p95", "< 50 ms", p95, p95 < 50)
         seconds = registry["farm_json"]["farm_export_and_json"]["median_s"]
         target(f"farm.json export at {wikis} wikis", "< 1 s", seconds, seconds < 1)
-        seconds = registry["farm_json"]["write_exports"]["median_s"]
-        target(
-            f"write_exports (every export file) at {wikis} wikis",
-            "< 1 s (the bench's bar: every state change pays it)",
-            seconds,
-            seconds < 1,
-        )
+        # write_exports is the by-hand full rewrite now (manage.py export_farm): measured,
+        # reported under registry.farm_json, but no state change pays it any more.
         endpoint = registry["farm_json_endpoint"]
         if "status_304" in endpoint:
             p95 = endpoint["status_304"]["p95_ms"]
