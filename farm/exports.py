@@ -364,33 +364,6 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 # --- writing files -----------------------------------------------------------------------
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        # MediaWiki runs as another user than the portal; nothing in here is secret.
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_if_changed(path: Path, data: bytes) -> bool:
-    """Replace the file only when its bytes change, so an unchanged file keeps its ETag."""
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    _write_atomically(path, data)
-    return True
-
-
 @contextmanager
 def _exclusive(target: Path, name: str) -> Iterator[None]:
     """One writer at a time, reading the registry inside the lock: the last file written
@@ -484,11 +457,13 @@ def write_farm_files() -> dict[str, Any]:
     with _exclusive(target, FARM_FILES_LOCK):
         export = farm_export()
         files = render_exports(export)
+        # Replaced only when their bytes change, so an unchanged file keeps its ETag.
         changed = [
             relative
             for relative, data in files.items()
-            if _write_if_changed(target / relative, data)
+            if _current_bytes(target / relative) != data
         ]
+        _replace_all([(target / relative, files[relative]) for relative in changed])
         for stale in (target / DBLIST_DIR).glob("*.dblist"):
             if f"{DBLIST_DIR}/{stale.name}" not in files:
                 stale.unlink(missing_ok=True)
@@ -501,14 +476,21 @@ def write_farm_files() -> dict[str, Any]:
     }
 
 
-def write_exports() -> dict[str, Any]:
-    """Rewrite every export file from the registry (`manage.py export_farm`)."""
+def wiki_id_batches() -> Iterator[list[str]]:
+    """The ids of every wiki that has a file (served or tombstoned), a batch at a time."""
     wiki_ids = list(
         Wiki.objects.filter(state__in=[*SERVED_STATES, *TOMBSTONE_STATES])
         .order_by("id")
         .values_list("id", flat=True)
     )
-    written = 0
     for first in range(0, len(wiki_ids), PUBLISH_BATCH):
-        written += write_wiki_files(wiki_ids[first : first + PUBLISH_BATCH])
-    return {**write_farm_files(), "wiki_files": len(wiki_ids), "wiki_files_written": written}
+        yield wiki_ids[first : first + PUBLISH_BATCH]
+
+
+def write_exports() -> dict[str, Any]:
+    """Rewrite every export file from the registry (`manage.py export_farm`)."""
+    wikis = written = 0
+    for batch in wiki_id_batches():
+        written += write_wiki_files(batch)
+        wikis += len(batch)
+    return {**write_farm_files(), "wiki_files": wikis, "wiki_files_written": written}

@@ -33,13 +33,7 @@ class Command(BaseCommand):
     def _check(self) -> None:
         target = exports.export_dir()
         files = exports.render_exports()
-        wiki_ids = list(
-            exports.Wiki.objects.filter(
-                state__in=[*exports.SERVED_STATES, *exports.TOMBSTONE_STATES]
-            ).values_list("id", flat=True)
-        )
-        for first in range(0, len(wiki_ids), exports.PUBLISH_BATCH):
-            batch = wiki_ids[first : first + exports.PUBLISH_BATCH]
+        for batch in exports.wiki_id_batches():
             for wiki_id, content in exports.wiki_files(batch).items():
                 if content is not None:
                     files[f"{exports.WIKI_DIR}/{wiki_id}.json"] = exports.json_bytes(content)
