@@ -1,8 +1,13 @@
 """Django admin for ops: registry editing; lifecycle fields are read-only and the lifecycle
 actions go through the same services as the UI, the API and the CLI."""
 
+from datetime import datetime
+
 from django.contrib import admin, messages
-from django.db import transaction
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
+from django.db import models, transaction
+from django.db.models import QuerySet
 
 from farm import services as registry
 from farm.errors import ServiceError
@@ -231,7 +236,7 @@ class WikiAdmin(ServiceAdmin):
     list_filter = ("state", "family", "tags", "legal_hold")
     search_fields = ("id", "sitename")
     # The language is a setting (wgLanguageCode) and the legal hold has its own service.
-    readonly_fields = (*LIFECYCLE_FIELDS, "language", "legal_hold")
+    readonly_fields = (*LIFECYCLE_FIELDS, "language", "legal_hold", "size_class", "cloned_from")
     filter_horizontal = ("tags", "owners")
     actions = (close_wikis, reopen_wikis, archive_wikis, purge_archived_wikis)
 
@@ -266,3 +271,99 @@ class AuditEventAdmin(OpsAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- Django's own users and groups -------------------------------------------------------
+
+SECRET_FIELDS = {"password", "password1", "password2", "usable_password"}
+
+
+def _audit_value(value):
+    """A form value as the audit log keeps it: names for related objects, ISO times."""
+    if isinstance(value, models.Model):
+        return str(value)
+    if isinstance(value, QuerySet | list | tuple | set):
+        return sorted(str(item) for item in value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _form_changes(form) -> tuple[dict, dict]:
+    before, after = {}, {}
+    for name in form.changed_data:
+        old, new = _audit_value(form[name].initial), _audit_value(form.cleaned_data.get(name))
+        # Django's split date-time fields count a dropped microsecond as a change.
+        if name not in SECRET_FIELDS and old != new:
+            before[name], after[name] = old, new
+    if SECRET_FIELDS & set(form.changed_data):
+        after["password"] = "changed"  # noqa: S105 - that it changed, never the value
+    return before, after
+
+
+class AuditedAuthAdmin:
+    """Django's user and group admin keep their own forms (password hashing, permissions):
+    each of their saves is recorded through `auth_admin_record`, in the admin's own
+    transaction. Roles are groups, so a role given here is in the audit log."""
+
+    audit_name: str  # the events' prefix: user.create, group.update, ...
+    audit_name_field = "name"  # the field that names one in a create or delete event
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        before, after = _form_changes(form)
+        if not change:
+            before, after = {}, {**after, self.audit_name_field: str(form.instance)}
+        if after:
+            registry.auth_admin_record(
+                actor=request.user,
+                target=form.instance,
+                action=f"{self.audit_name}.{'update' if change else 'create'}",
+                before=before or None,
+                after=after,
+            )
+
+    def delete_model(self, request, obj):
+        self._record_deletion(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self._record_deletion(request, obj)
+        super().delete_queryset(request, queryset)
+
+    def _record_deletion(self, request, obj) -> None:
+        registry.auth_admin_record(
+            actor=request.user,
+            target=obj,
+            action=f"{self.audit_name}.delete",
+            before={self.audit_name_field: str(obj)},
+        )
+
+
+class AuditedUserAdmin(AuditedAuthAdmin, UserAdmin):
+    audit_name = "user"
+    audit_name_field = "username"
+
+    def user_change_password(self, request, id, form_url=""):
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                user = self.get_object(request, id)
+                registry.auth_admin_record(
+                    actor=request.user,
+                    target=user,
+                    action="user.password_change",
+                    after={"password": "changed"},
+                )
+        return response
+
+
+class AuditedGroupAdmin(AuditedAuthAdmin, GroupAdmin):
+    audit_name = "group"
+
+
+for _model, _admin in ((User, AuditedUserAdmin), (Group, AuditedGroupAdmin)):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _admin)

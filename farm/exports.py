@@ -41,7 +41,15 @@ from farm.config import (
     registry_values,
     tag_precedence,
 )
-from farm.models import ConfigLayer, MergeStrategy, SettingDefinition, Tag, Wiki, WikiState
+from farm.models import (
+    ConfigLayer,
+    MergeStrategy,
+    SettingDefinition,
+    SizeClass,
+    Tag,
+    Wiki,
+    WikiState,
+)
 from provisioning.drivers import locations
 from provisioning.drivers.base import WikiResources
 
@@ -325,6 +333,14 @@ def dblists(export: dict[str, Any]) -> dict[str, list[str]]:
         lists.setdefault(f"family-{entry['family']}", []).append(wiki_id)
         for tag in entry.get("tags", []):
             lists.setdefault(f"tag-{tag}", []).append(wiki_id)
+    # Size classes from the inventory: what a maintenance script batches by (small first).
+    # Not in the wiki entries: a class change rewrites these lists, not the wiki's file.
+    for size_class in SizeClass.values:
+        lists[f"size-{size_class}"] = []
+    classes = Wiki.objects.filter(state__in=SERVED_STATES).values_list("id", "size_class")
+    for wiki_id, size_class in classes.iterator(chunk_size=5000):
+        if wiki_id in wikis:
+            lists[f"size-{size_class}"].append(wiki_id)
     return {name: sorted(ids) for name, ids in sorted(lists.items())}
 
 

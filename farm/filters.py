@@ -6,11 +6,16 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q
 
-from farm.models import AuditEvent, Wiki, WikiState
+from farm.models import AuditEvent, SizeClass, Wiki, WikiState
 from provisioning.models import (
     Operation,
     OperationKind,
     OperationState,
+    Run,
+    RunItem,
+    RunItemState,
+    RunKind,
+    RunState,
     UnarchiveRequest,
     UnarchiveRequestState,
 )
@@ -24,11 +29,15 @@ class WikiFilter(django_filters.FilterSet):
     # counting a DISTINCT over 100,000 wikis is what made the list page slow.
     tag: django_filters.Filter = django_filters.CharFilter(method="filter_tag")
     owner = django_filters.CharFilter(method="filter_owner")
+    # Repeat it for several: ?size_class=small&size_class=medium.
+    size_class: django_filters.Filter = django_filters.MultipleChoiceFilter(
+        choices=SizeClass.choices
+    )
     q = django_filters.CharFilter(method="filter_text", label="Text in the id or sitename")
 
     class Meta:
         model = Wiki
-        fields = ["state", "family", "tag", "owner", "q"]
+        fields = ["state", "family", "tag", "owner", "size_class", "q"]
 
     def filter_text(self, queryset, name, value):
         return queryset.filter(Q(id__icontains=value) | Q(sitename__icontains=value))
@@ -50,6 +59,24 @@ class OperationFilter(django_filters.FilterSet):
     class Meta:
         model = Operation
         fields = ["wiki", "kind", "state"]
+
+
+class RunFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=RunKind.choices)
+    state = django_filters.ChoiceFilter(choices=RunState.choices)
+
+    class Meta:
+        model = Run
+        fields = ["kind", "state"]
+
+
+class RunItemFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=RunItemState.choices)
+    size_class = django_filters.ChoiceFilter(choices=SizeClass.choices)
+
+    class Meta:
+        model = RunItem
+        fields = ["state", "size_class"]
 
 
 class UnarchiveRequestFilter(django_filters.FilterSet):

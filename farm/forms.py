@@ -10,10 +10,11 @@ from typing import Any
 import django_filters
 import jsonschema
 from django import forms
+from django.conf import settings
 
 from farm.errors import ServiceError
 from farm.filters import AuditEventFilter, WikiFilter
-from farm.models import Family, SettingDefinition, SettingType, Tag, WikiState
+from farm.models import Family, SettingDefinition, SettingType, SizeClass, Tag, WikiState
 from farm.validators import (
     DATABASE_NAME_RE,
     DATABASE_PATTERN_RE,
@@ -151,12 +152,19 @@ def shorten_echoes(message: str) -> str:
     return re.sub(rf"'([^']{{{ECHO_LIMIT}}})[^']+'", r"'\1…'", message)
 
 
-def show_service_error(form: forms.Form, exc: ServiceError, aliases: dict | None = None) -> None:
+def show_service_error(
+    form: forms.Form,
+    exc: ServiceError,
+    aliases: dict | None = None,
+    subjects: dict | None = None,
+) -> None:
     """Put the service's refusal, in words, beside the field it names, or above the form
-    when it names none."""
+    when it names none. `subjects` names what broke a rule when the field's label does
+    not (one id of a list of ids)."""
     field = (aliases or {}).get(exc.field, exc.field)
     if field in form.fields:
-        form.add_error(field, ui_message(exc, str(form[field].label)))
+        subject = (subjects or {}).get(exc.field) or str(form[field].label)
+        form.add_error(field, ui_message(exc, subject))
     else:
         form.add_error(None, ui_message(exc))
 
@@ -226,6 +234,193 @@ class PurgeForm(forms.Form):
         label="Type the wiki id to confirm",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
+
+
+class RestoreForm(forms.Form):
+    """Restore a wiki in place from one of its backups or its archive (ops only)."""
+
+    prefix = "restore"
+    # A select, but the service decides whether the id is one of the wiki's sources.
+    source = forms.CharField(label="Restore from", widget=forms.Select)
+    confirm = forms.CharField(
+        label="Type the wiki id to confirm",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args, sources: list[dict], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].widget.choices = source_choices(sources)
+
+
+class CloneForm(forms.Form):
+    """Restore a backup or the archive of a wiki as a new wiki id."""
+
+    prefix = "clone"
+    source = forms.CharField(label="Copy from", widget=forms.Select)
+    new_id = forms.CharField(
+        label="New wiki id",
+        max_length=64,
+        help_text="A lowercase letter, then 1 to 31 lowercase letters or digits.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    sitename = forms.CharField(
+        label="Site name",
+        required=False,
+        max_length=255,
+        help_text="Empty: the source's site name.",
+    )
+
+    def __init__(self, *args, sources: list[dict], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].widget.choices = source_choices(sources)
+
+
+def source_choices(sources: list[dict]) -> list[tuple[str, str]]:
+    """restores.restore_sources() as the options of a select, newest first."""
+    choices = []
+    for source in sources:
+        if source["kind"] == "archive":
+            label = f"archive {source['id']}"
+        else:
+            label = f"{source['backup_kind']} backup {source['id']}"
+        choices.append((source["id"], label))
+    return choices
+
+
+# --- farm-wide runs ----------------------------------------------------------------------
+
+SIZE_CLASSES = [size_class.value for size_class in SizeClass]  # smallest first, as runs go
+SELECTION_CHOICES = [
+    ("all", "All wikis"),
+    ("family", "One family"),
+    ("tag", "One tag"),
+    ("size_classes", "Size classes"),
+    ("wiki_ids", "These wiki ids"),
+]
+
+
+class RunForm(forms.Form):
+    """What runs.preview and runs.run_create take, as fields a person fills in. Only
+    shapes are checked here; the service's refusal is shown beside the field it names
+    (`service_aliases`)."""
+
+    kind = forms.ChoiceField(
+        choices=[
+            ("backup", "Backup: dump every selected wiki, nothing is dropped"),
+            ("migrate", "Migration: an SQL file or a maintenance command on every wiki"),
+            ("inventory", "Inventory: inspect usage and set size classes (read-only)"),
+        ],
+        widget=forms.RadioSelect,
+        initial="backup",
+    )
+    selection = forms.ChoiceField(
+        label="Wikis", choices=SELECTION_CHOICES, widget=forms.RadioSelect, initial="all"
+    )
+    family = forms.CharField(required=False, widget=forms.Select)
+    tag = forms.CharField(required=False, widget=forms.Select)
+    size_classes = forms.MultipleChoiceField(
+        label="Size classes",
+        required=False,
+        choices=[(size_class, size_class) for size_class in SIZE_CLASSES],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    wiki_ids = forms.CharField(
+        label="Wiki ids",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="Separated by spaces, commas or new lines.",
+    )
+    halt_after_failures = forms.IntegerField(
+        label="Halt after this many failures",
+        required=False,
+        help_text="Empty: no limit by count.",
+    )
+    halt_failure_share = forms.FloatField(
+        label="Halt when this share of wikis failed",
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text="Above 0 and at most 1, e.g. 0.05 for 5 %. Empty: no limit by share.",
+    )
+    migration = forms.CharField(
+        label="Migration name",
+        required=False,
+        help_text="Recorded on every wiki it is applied to: a rerun skips those.",
+    )
+    sql_file = forms.CharField(
+        label="SQL file",
+        required=False,
+        help_text="Its path on the workers; /*_*/ and /*$wgDBTableOptions*/ are substituted "
+        "as the schema load does.",
+    )
+    command = forms.CharField(
+        label="Or a maintenance command",
+        required=False,
+        help_text="Run without a shell, with {wiki} and {dbname}, e.g. "
+        "php maintenance/update.php --quick --wiki={wiki}",
+    )
+    backup_first = forms.BooleanField(label="Back up each wiki first", required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        families = Family.objects.values_list("name", flat=True)
+        self.fields["family"].widget.choices = [("", "—"), *((n, n) for n in families)]
+        tags = Tag.objects.values_list("name", flat=True)
+        self.fields["tag"].widget.choices = [("", "—"), *((n, n) for n in tags)]
+        for size_class in SIZE_CLASSES:
+            self.fields[f"parallelism_{size_class}"] = forms.IntegerField(
+                label=size_class,
+                initial=settings.FARM_RUN_PARALLELISM.get(size_class, 1),
+                widget=forms.NumberInput(attrs={"min": 1, "class": "narrow"}),
+            )
+
+    def parallelism_fields(self) -> list[forms.BoundField]:
+        return [self[f"parallelism_{size_class}"] for size_class in SIZE_CLASSES]
+
+    def selection_value(self) -> dict:
+        data = self.cleaned_data
+        key = data["selection"]
+        if key == "all":
+            return {"all": True}
+        if key == "size_classes":
+            return {"size_classes": data["size_classes"]}
+        if key == "wiki_ids":
+            return {"wiki_ids": [i for i in re.split(r"[\s,]+", data["wiki_ids"]) if i]}
+        return {key: data[key]}
+
+    def service_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of runs.run_create."""
+        data = self.cleaned_data
+        arguments: dict[str, Any] = {
+            "kind": data["kind"],
+            "selection": self.selection_value(),
+            "parallelism": {c: data[f"parallelism_{c}"] for c in SIZE_CLASSES},
+            "halt_after_failures": data["halt_after_failures"],
+            "halt_failure_share": data["halt_failure_share"],
+        }
+        if data["kind"] == "migrate":
+            params = {"migration": data["migration"], "backup_first": data["backup_first"]}
+            for name in ("sql_file", "command"):
+                if data[name]:
+                    params[name] = data[name]
+            arguments["params"] = params
+        return arguments
+
+    def service_aliases(self) -> dict[str, str]:
+        """The service's field names (`selection.family`, `parallelism.small`, ...) as
+        this form's."""
+        chosen = self.cleaned_data.get("selection") if hasattr(self, "cleaned_data") else None
+        aliases = {
+            "selection": chosen if chosen in ("size_classes", "wiki_ids") else "selection",
+            "selection.all": "selection",
+            "selection.family": "family",
+            "selection.tag": "tag",
+            "selection.size_classes": "size_classes",
+            "selection.wiki_ids": "wiki_ids",
+            "wiki_id": "wiki_ids",
+            "params.migration": "migration",
+        }
+        aliases.update({f"parallelism.{c}": f"parallelism_{c}" for c in SIZE_CLASSES})
+        return aliases
 
 
 class JSONValueField(forms.JSONField):
@@ -340,6 +535,9 @@ class WikiListFilter(WikiFilter):
         to_field_name="name",
         empty_label="any tag",
         distinct=True,
+    )
+    size_class = django_filters.ChoiceFilter(
+        choices=SizeClass.choices, empty_label="any size", label="Size class"
     )
     q = django_filters.CharFilter(method="filter_text", label="Search")
 

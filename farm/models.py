@@ -70,6 +70,17 @@ class WikiState(models.TextChoices):
     PURGED = "purged"
 
 
+class SizeClass(models.TextChoices):
+    """How big a wiki is, from the inventory (provisioning/inventory.py); runs batch by it,
+    smallest first. `unknown` until a wiki has been inspected, or when it cannot be."""
+
+    SMALL = "small"
+    MEDIUM = "medium"
+    LARGE = "large"
+    XLARGE = "xlarge"
+    UNKNOWN = "unknown"
+
+
 class WikiQuerySet(models.QuerySet):
     def for_user(self, user) -> WikiQuerySet:
         """The wikis `user` may see: ops and auditors all, a wiki admin their own."""
@@ -123,6 +134,11 @@ class Wiki(models.Model):
     # dirty; the publisher clears the mark only if the serial is still the one it wrote.
     export_serial = models.PositiveBigIntegerField(default=0)
     export_dirty_since = models.DateTimeField(null=True, blank=True, db_index=True)
+    size_class = models.CharField(
+        max_length=8, choices=SizeClass.choices, default=SizeClass.UNKNOWN, db_index=True
+    )
+    # A wiki restored as a new id records where it came from: {"wiki", "backup"|"archive"}.
+    cloned_from = models.JSONField(null=True, blank=True)
 
     objects = WikiQuerySet.as_manager()
 
@@ -201,6 +217,11 @@ class AuditEvent(models.Model):
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     operation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # The web request that made the change (X-Request-ID, portal/logs.py): its log lines.
+    request_id = models.CharField(max_length=128, blank=True)
+    # The event's place in the export stream, given once after it committed (ADR 8): a
+    # cursor on it never skips an event whose transaction committed after a later id's.
+    sequence = models.PositiveBigIntegerField(null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -221,6 +242,17 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("audit events are append-only")
+
+
+class AuditStream(models.Model):
+    """The one row whose lock orders the audit export: the sequencer holds it while it
+    numbers the events committed since its last turn (farm/audit.py, ADR 8)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    next_sequence = models.PositiveBigIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"audit stream (next sequence {self.next_sequence})"
 
 
 # --- API tokens and idempotency records ---------------------------------------------------

@@ -48,3 +48,9 @@ def require_closer(user, wiki: Wiki) -> None:
     raise NotAllowed(
         "only ops may close or reopen wikis on this farm (FARM_OWNERS_MAY_CLOSE is off)"
     )
+
+
+def require_ops(user, what: str) -> None:
+    """Farm-wide work (runs, restores, families, tags) is for ops only."""
+    if not is_ops(user):
+        raise NotAllowed(f"only ops may {what}")

@@ -8,9 +8,9 @@ from django.db import IntegrityError, transaction
 from farm import policies, publishing
 from farm.audit import audit
 from farm.config import Block
-from farm.errors import InvalidInput, NotAllowed, NotFound, WrongState
+from farm.errors import InvalidInput, NotFound, WrongState
 from farm.models import ConfigLayer, Family, ReservedName, Tag, Wiki, WikiState
-from farm.roles import is_ops, may_create_wikis
+from farm.roles import may_create_wikis
 from farm.validators import (
     FAMILY_NAME_RE,
     RESERVED_NAME_RE,
@@ -20,10 +20,7 @@ from farm.validators import (
     check_text,
 )
 
-
-def _require_ops(actor, what: str) -> None:
-    if not is_ops(actor):
-        raise NotAllowed(f"only ops may {what}")
+_require_ops = policies.require_ops
 
 
 @transaction.atomic
@@ -215,3 +212,13 @@ def wiki_update(
     if after != before:
         audit(actor=actor, action="wiki.update", target=wiki, before=before, after=after)
     return wiki
+
+
+@transaction.atomic
+def auth_admin_record(
+    *, actor, target, action: str, before: dict | None = None, after: dict | None = None
+) -> None:
+    """Record an edit of a user or group that Django's own admin saved (its forms hash the
+    password and keep the permissions): the admin calls this in the same transaction, after
+    Django's own permission checks allowed the edit."""
+    audit(actor=actor, action=action, target=target, before=before, after=after)

@@ -5,7 +5,7 @@ from django.urls import path, re_path
 from django.views.generic import RedirectView
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
-from farm import views
+from farm import run_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -33,6 +33,8 @@ urlpatterns = [
     path("wikis/<str:wiki_id>/reopen/", views.wiki_reopen, name="wiki-reopen"),
     path("wikis/<str:wiki_id>/archive/", views.wiki_archive, name="wiki-archive"),
     path("wikis/<str:wiki_id>/unarchive/", views.unarchive_request, name="wiki-unarchive"),
+    path("wikis/<str:wiki_id>/restore/", views.wiki_restore, name="wiki-restore"),
+    path("wikis/<str:wiki_id>/clone/", views.wiki_clone, name="wiki-clone"),
     path("wikis/<str:wiki_id>/config/", views.wiki_config, name="wiki-config"),
     path(
         "wikis/<str:wiki_id>/config/<str:setting>/",
@@ -53,4 +55,19 @@ urlpatterns = [
         name="unarchive-decide",
     ),
     path("ops/audit/", views.audit_log, name="audit-log"),
+    # Farm-wide runs (farm/run_views.py): ops and auditors; a 404 for anyone else.
+    path("runs/", run_views.run_list, name="run-list"),
+    path("runs/new/", run_views.run_start, name="run-start"),
+    path("runs/<str:run_id>/", run_views.run_detail, name="run-detail"),
+    path("runs/<str:run_id>/progress.json", run_views.run_progress_json, name="run-progress"),
+    re_path(
+        r"^runs/(?P<run_id>[^/]+)/report\.(?P<extension>json|csv)$",
+        run_views.run_report,
+        name="run-report",
+    ),
+    re_path(
+        r"^runs/(?P<run_id>[^/]+)/(?P<action>halt|resume|cancel|retry-failed)/$",
+        run_views.run_control,
+        name="run-control",
+    ),
 ]

@@ -8,6 +8,8 @@ check and live operation progress.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib import auth, messages
 from django.contrib.auth.decorators import login_required
@@ -24,9 +26,11 @@ from farm import services as registry
 from farm.errors import InvalidInput, ServiceError
 from farm.forms import (
     AuditLogFilter,
+    CloneForm,
     DecisionForm,
     PurgeForm,
     ReasonForm,
+    RestoreForm,
     SettingValueForm,
     WikiCreateForm,
     WikiEditForm,
@@ -46,8 +50,9 @@ from farm.models import (
 )
 from farm.roles import is_ops, may_create_wikis, sees_all_wikis
 from portal.auth import provider_logout_url
+from provisioning import restores
 from provisioning import services as lifecycle
-from provisioning.models import Operation, UnarchiveRequest, UnarchiveRequestState
+from provisioning.models import Operation, UnarchiveRequest, UnarchiveRequestState, WikiUsage
 
 PAGE_SIZE = 50
 TIMELINE_LENGTH = 20
@@ -73,7 +78,8 @@ def _forbidden(request: HttpRequest) -> HttpResponse:
 
 
 class PortalLoginView(LoginView):
-    """The provider's button when OIDC is configured, else the local demo login."""
+    """The provider's button when OIDC is configured, else the local demo login; with
+    production settings and no FARM_DEMO=1 there is no demo login, only the provider's."""
 
     template_name = "farm/login.html"
     redirect_authenticated_user = True
@@ -81,15 +87,22 @@ class PortalLoginView(LoginView):
     def post(self, request, *args, **kwargs):
         if settings.OIDC_LOGIN_ENABLED:
             return HttpResponse("Sign in through the identity provider.", status=405)
+        if not settings.FARM_DEMO:
+            return HttpResponse("The demo login is off with production settings.", status=405)
         return super().post(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.update(
             oidc_enabled=settings.OIDC_LOGIN_ENABLED,
+            demo_enabled=settings.FARM_DEMO,
             provider_name=settings.OIDC_PROVIDER_NAME,
             login_failed="failed" in self.request.GET,
-            demo_users=[(name, role, password) for name, role, password in DEMO_USERS],
+            demo_users=(
+                [(name, role, password) for name, role, password in DEMO_USERS]
+                if settings.FARM_DEMO
+                else []
+            ),
         )
         return context
 
@@ -260,11 +273,19 @@ def _timeline(request: HttpRequest, wiki: Wiki) -> list[Operation]:
     return list(operations[:TIMELINE_LENGTH])
 
 
-@login_required
-@require_GET
-def wiki_detail(request: HttpRequest, wiki_id: str) -> HttpResponse:
-    wiki = _visible_wiki(request, wiki_id)
+def _wiki_page(
+    request: HttpRequest,
+    wiki: Wiki,
+    *,
+    restore_form: RestoreForm | None = None,
+    clone_form: CloneForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The wiki's page; with a refused restore or clone, that form with its errors."""
     timeline = _timeline(request, wiki)
+    sources = restores.restore_sources(wiki) if wiki.state != WikiState.PURGED else []
+    may_manage = policies.may_manage_wiki(request.user, wiki)
+    may_restore = is_ops(request.user) and wiki.state in restores.RESTORABLE_STATES
     context = {
         "wiki": wiki,
         "timeline": timeline,
@@ -272,14 +293,93 @@ def wiki_detail(request: HttpRequest, wiki_id: str) -> HttpResponse:
         "pending_request": wiki.unarchive_requests.filter(
             state=UnarchiveRequestState.PENDING
         ).first(),
-        "may_manage": policies.may_manage_wiki(request.user, wiki),
+        "may_manage": may_manage,
         "may_close": policies.may_close_wiki(request.user, wiki),
         "may_purge": is_ops(request.user),
         "archive_bytes": archive_bytes(wiki),
         "owners": wiki.owners.order_by("username").values_list("username", flat=True),
         "tags": wiki.tags.values_list("name", flat=True),
+        "usage": WikiUsage.objects.filter(wiki=wiki).first(),
+        "cloned_from_visible": _sees_clone_source(request, wiki),
+        "sources": [_shown_source(source) for source in sources],
+        "restore_form": (restore_form or RestoreForm(sources=sources)) if may_restore else None,
+        "clone_form": (
+            (clone_form or CloneForm(sources=sources)) if may_manage and sources else None
+        ),
     }
-    return render(request, "farm/wiki_detail.html", context)
+    return render(request, "farm/wiki_detail.html", context, status=status)
+
+
+def _sees_clone_source(request: HttpRequest, wiki: Wiki) -> bool:
+    """Whether the wiki a clone came from is the user's to see (then it is a link)."""
+    source = (wiki.cloned_from or {}).get("wiki")
+    return bool(source) and Wiki.objects.for_user(request.user).filter(pk=source).exists()
+
+
+def _shown_source(source: dict) -> dict:
+    """A restore source with its time as a datetime, for the template's date filter."""
+    created = source.get("created_at")
+    return {**source, "created_at": datetime.fromisoformat(created) if created else None}
+
+
+@login_required
+@require_GET
+def wiki_detail(request: HttpRequest, wiki_id: str) -> HttpResponse:
+    return _wiki_page(request, _visible_wiki(request, wiki_id))
+
+
+@login_required
+@require_POST
+def wiki_restore(request: HttpRequest, wiki_id: str) -> HttpResponse:
+    """Restore in place from a backup or the archive: ops only, the typed id confirms."""
+    wiki = _visible_wiki(request, wiki_id)
+    if not is_ops(request.user):
+        return _forbidden(request)
+    form = RestoreForm(request.POST, sources=restores.restore_sources(wiki))
+    if not form.is_valid():
+        return _wiki_page(request, wiki, restore_form=form, status=400)
+    try:
+        restores.wiki_restore(
+            actor=request.user,
+            wiki_id=wiki.id,
+            source_id=form.cleaned_data["source"],
+            confirm=form.cleaned_data["confirm"],
+        )
+    except ServiceError as exc:
+        show_service_error(form, exc, aliases={"from": "source", "wiki_id": None})
+        return _wiki_page(request, wiki, restore_form=form, status=exc.status)
+    messages.success(
+        request,
+        f"Restoring {wiki.id} from {form.cleaned_data['source']}: its current state is "
+        "backed up first.",
+    )
+    return redirect("wiki-detail", wiki_id=wiki.id)
+
+
+@login_required
+@require_POST
+def wiki_clone(request: HttpRequest, wiki_id: str) -> HttpResponse:
+    """Restore a backup or the archive as a new wiki id; its page follows the copy."""
+    wiki = _visible_wiki(request, wiki_id)
+    if not policies.may_manage_wiki(request.user, wiki):
+        return _forbidden(request)
+    form = CloneForm(request.POST, sources=restores.restore_sources(wiki))
+    if not form.is_valid():
+        return _wiki_page(request, wiki, clone_form=form, status=400)
+    data = form.cleaned_data
+    try:
+        operation = restores.wiki_clone(
+            actor=request.user,
+            wiki_id=wiki.id,
+            source_id=data["source"],
+            new_id=data["new_id"],
+            sitename=data["sitename"],
+        )
+    except ServiceError as exc:
+        show_service_error(form, exc, aliases={"from": "source", "wiki_id": "new_id"})
+        return _wiki_page(request, wiki, clone_form=form, status=exc.status)
+    messages.success(request, f"Copying {wiki.id} as {operation.wiki_ref}: its steps are below.")
+    return redirect("wiki-detail", wiki_id=operation.wiki_ref)
 
 
 @login_required

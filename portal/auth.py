@@ -14,6 +14,7 @@ import logging
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
@@ -21,10 +22,12 @@ from django.db import transaction
 from django.urls import reverse
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
+from farm.management.commands.farm_seed_demo import DEMO_USERS
 from farm.roles import OPS, ROLES
 
 logger = logging.getLogger(__name__)
 USERNAME_MAX_LENGTH = 150
+DEMO_CREDENTIALS = frozenset((username, password) for username, _, password in DEMO_USERS)
 
 
 def username_from_claims(claims: dict) -> str | None:
@@ -111,3 +114,15 @@ def provider_logout_url(request) -> str:
     if id_token:
         query["id_token_hint"] = id_token
     return f"{endpoint}?{urlencode(query)}"
+
+
+class LocalAccountsBackend(ModelBackend):
+    """Django's password login (the demo login, the admin), refusing the demo accounts'
+    published passwords unless the demo is on: with production settings they never work,
+    even in a registry that was seeded with them once."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if not settings.FARM_DEMO and (username, password) in DEMO_CREDENTIALS:
+            logger.warning("Demo credentials refused for %r: the demo is off", username)
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)

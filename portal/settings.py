@@ -10,6 +10,7 @@ portal refuses to start when one is half configured.
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -19,6 +20,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# Production: a registry of its own (DATABASE_URL) or DEBUG switched off in so many words.
+# Then HTTPS, HSTS and secure cookies are on by default, the cache is shared (Redis) and the
+# demo (farm_seed_demo, the demo login) is off unless FARM_DEMO=1.
+PRODUCTION = "DATABASE_URL" in env or ("DJANGO_DEBUG" in env and not DEBUG)
+FARM_DEMO = env.bool("FARM_DEMO", default=not PRODUCTION)
 DATA_DIR = Path(env.str("FARM_DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -52,12 +58,19 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    # Swagger UI and ReDoc served from our static files: the API docs work with no internet.
+    "drf_spectacular_sidecar",
+    "django_prometheus",
     "mozilla_django_oidc",
     "farm",
     "provisioning",
 ]
 
 MIDDLEWARE = [
+    # First and last: django-prometheus times the whole stack and counts every response.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Before anything that logs: every line of the request carries its id (portal/logs.py).
+    "portal.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves collected static files under gunicorn too (the Docker image), not only runserver.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -67,6 +80,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The portal's 404 page under DEBUG too: never Django's technical page listing URLs.
+    "portal.not_found.PortalNotFoundMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -99,6 +115,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-registry.sqlite3")}
+# django-prometheus's engines are Django's own with query and error counters around them.
+DATABASES["default"]["ENGINE"] = DATABASES["default"]["ENGINE"].replace(
+    "django.db.backends.", "django_prometheus.db.backends."
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -112,7 +132,50 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"  # collectstatic's target, served by WhiteNoise
+# The image collects them when it is built, outside the data volume mounted at run time.
+if "DJANGO_STATIC_ROOT" in env:
+    STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT"))
 STATIC_ROOT.mkdir(exist_ok=True)
+
+# --- HTTPS, HSTS and cookies (docs/deploy.md) ------------------------------------------
+# Secure by default in production, each switch with its variable. Behind a proxy that ends
+# TLS, name the header it sets (DJANGO_SECURE_PROXY_SSL_HEADER=X-Forwarded-Proto) or the
+# redirect to https never ends. Probes talk plain HTTP to the pod: they are not redirected.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+_ONE_YEAR = 365 * 86400
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=_ONE_YEAR if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=PRODUCTION)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=PRODUCTION)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=PRODUCTION)
+_proxy_ssl_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
+if _proxy_ssl_header:
+    if not re.fullmatch(r"[A-Za-z0-9-]+", _proxy_ssl_header):
+        raise ImproperlyConfigured(
+            f"DJANGO_SECURE_PROXY_SSL_HEADER={_proxy_ssl_header!r} must be a header name such "
+            "as X-Forwarded-Proto (its value https marks a request that came in over TLS)."
+        )
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+
+
+# --- Cache (DRF throttles, the OIDC userinfo cache) -------------------------------------
+# Shared by every process in production: FARM_CACHE_URL (redis://host:6379/1), else the
+# broker's Redis server on the next database number. Per process (locmem) otherwise.
+def _cache() -> dict[str, Any]:
+    if "FARM_CACHE_URL" in env:
+        return env.cache_url("FARM_CACHE_URL")
+    broker = urlsplit(env.str("CELERY_BROKER_URL", default=""))
+    if PRODUCTION and broker.scheme in ("redis", "rediss"):
+        database = int(broker.path.strip("/") or 0) + 1
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": urlunsplit(broker._replace(path=f"/{database}")),
+        }
+    return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+
+
+CACHES = {"default": {"KEY_PREFIX": "farm", **_cache()}}
 
 # --- Celery ----------------------------------------------------------------------------
 # Embedded default: kombu's filesystem transport (polling 0.1 s). It can lose a message on a
@@ -122,6 +185,8 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    # kombu's filesystem transport with atomic writes and claims (portal/broker.py).
+    CELERY_BROKER_TRANSPORT = "portal.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
@@ -145,8 +210,14 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # change back: every worker consumes both queues unless started with -Q, and the farm runs
 # one worker on "exports" alone (Procfile, compose.yaml), which always has a free slot.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (Queue("celery"), Queue("exports"))
-CELERY_TASK_ROUTES = {"farm.tasks.publish_exports": {"queue": "exports"}}
+# Farm-wide runs (backup, migrate, inventory) have theirs too, so self-service creates stay
+# fast while a run works: the farm runs a worker pool on "runs" (Procfile, compose.yaml).
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("exports"), Queue("runs"))
+CELERY_TASK_ROUTES = {
+    "farm.tasks.publish_exports": {"queue": "exports"},
+    "provisioning.tasks.dispatch_run": {"queue": "runs"},
+    "provisioning.tasks.inventory_batch": {"queue": "runs"},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-operations": {
@@ -157,6 +228,11 @@ CELERY_BEAT_SCHEDULE = {
     # whose worker was killed (it does nothing while no wiki is dirty).
     "publish-exports": {
         "task": "farm.tasks.publish_exports",
+        "schedule": env.float("FARM_SWEEP_INTERVAL", default=30.0),
+    },
+    # Moves runs along whose dispatch message was lost (a worker killed mid-dispatch).
+    "dispatch-runs": {
+        "task": "provisioning.tasks.dispatch_active_runs",
         "schedule": env.float("FARM_SWEEP_INTERVAL", default=30.0),
     },
 }
@@ -256,6 +332,75 @@ def _driver_settings() -> dict[str, dict[str, Any]]:
 
 FARM_DRIVERS = _driver_settings()
 
+# --- Farm-wide runs, size classes, backups (provisioning/runs.py, inventory.py) ----------
+# Usage and size class of every wiki (a run of kind inventory) by beat; 0 turns it off.
+FARM_INVENTORY_INTERVAL = env.float("FARM_INVENTORY_INTERVAL", default=24 * 3600.0)
+if FARM_INVENTORY_INTERVAL > 0:
+    CELERY_BEAT_SCHEDULE["inventory"] = {
+        "task": "provisioning.tasks.scheduled_inventory",
+        "schedule": FARM_INVENTORY_INTERVAL,
+    }
+# Size classes from the seed: small < 500 pages and < 1 GB; medium < 5,000 pages and
+# < 10 GB; large < 50,000 pages (any size); xlarge beyond. Bytes are database + storage.
+FARM_SIZE_CLASS_LIMITS = {
+    "small": {
+        "pages": env.int("FARM_SIZE_SMALL_PAGES", default=500),
+        "bytes": env.int("FARM_SIZE_SMALL_BYTES", default=10**9),
+    },
+    "medium": {
+        "pages": env.int("FARM_SIZE_MEDIUM_PAGES", default=5000),
+        "bytes": env.int("FARM_SIZE_MEDIUM_BYTES", default=10 * 10**9),
+    },
+    "large": {
+        "pages": env.int("FARM_SIZE_LARGE_PAGES", default=50000),
+        "bytes": env.int("FARM_SIZE_LARGE_BYTES", default=0),  # 0: no limit
+    },
+}
+# Items of one class running at once, by default; a run may give its own.
+FARM_RUN_PARALLELISM = env.json(
+    "FARM_RUN_PARALLELISM",
+    default={"small": 8, "medium": 4, "large": 2, "xlarge": 1, "unknown": 1},
+)
+FARM_BACKUP_KEEP = env.int("FARM_BACKUP_KEEP", default=3)
+FARM_MIGRATION_COMMAND_TIMEOUT = env.int("FARM_MIGRATION_COMMAND_TIMEOUT", default=3600)
+FARM_INVENTORY_BATCH = env.int("FARM_INVENTORY_BATCH", default=200)
+
+
+def _archive_storage() -> dict[str, Any]:
+    """Where archive and backup files go, through Django's storage API (django-storages):
+    the storage driver's own folder or bucket, so archives/<id>/ stays where purge looks."""
+    if "FARM_S3_BUCKET" in env:
+        return {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": env.str("FARM_ARCHIVE_BUCKET", default=env.str("FARM_S3_BUCKET")),
+                "endpoint_url": env.str("FARM_S3_ENDPOINT_URL", default=None),
+                "region_name": env.str("FARM_S3_REGION", default="us-east-1"),
+                "access_key": env.str("FARM_S3_ACCESS_KEY_ID", default=None),
+                "secret_key": env.str("FARM_S3_SECRET_ACCESS_KEY", default=None),
+                "addressing_style": env.str("FARM_S3_ADDRESSING_STYLE", default="auto"),
+                "file_overwrite": True,
+                "default_acl": None,
+                "querystring_auth": False,
+                # Opaque bytes: a guessed Content-Encoding: gzip for *.gz would let a client
+                # hand back decompressed bytes that no longer match the manifest's sha256.
+                "object_parameters": {"ContentType": "application/octet-stream"},
+                # A download past 8 MiB spools to disk instead of the worker's memory.
+                "max_memory_size": 8 * 1024 * 1024,
+            },
+        }
+    return {
+        "BACKEND": "provisioning.sinks.AtomicFileSystemStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "storage"), "allow_overwrite": True},
+    }
+
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "farm_archives": _archive_storage(),
+}
+
 # --- OIDC bearer tokens for the API -----------------------------------------------------
 # Switched on by OIDC_OP_USER_ENDPOINT and OIDC_RP_CLIENT_ID together; the API then accepts
 # the provider's access tokens (mozilla-django-oidc asks the userinfo endpoint, cached).
@@ -284,7 +429,7 @@ if OIDC_API_ENABLED:
 # at the provider: authorization code flow with PKCE, users matched by their user name
 # claim, roles from the groups claim on every login (portal/auth.py). Without it, the login
 # page offers a local username/password form for the seeded demo users, and says so.
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["portal.auth.LocalAccountsBackend"]  # refuses demo passwords
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "wiki-list"
 LOGOUT_REDIRECT_URL = "login"
@@ -343,6 +488,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Provision, archive, unarchive and purge wikis of the farm; see docs/api.md.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # From drf-spectacular-sidecar's static files, never a CDN (air-gapped farms).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
@@ -350,6 +499,9 @@ SPECTACULAR_SETTINGS = {
         "OperationStateEnum": "provisioning.models.OperationState",
         "StepStatusEnum": "provisioning.models.StepStatus",
         "UnarchiveRequestStateEnum": "provisioning.models.UnarchiveRequestState",
+        "RunKindEnum": "provisioning.models.RunKind",
+        "RunStateEnum": "provisioning.models.RunState",
+        "RunItemStateEnum": "provisioning.models.RunItemState",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -357,11 +509,44 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- Metrics (farm/metrics.py, docs/metrics.md) -------------------------------------------
+# /metrics wants "Authorization: Bearer <token>"; without a token it is open under DEBUG
+# only. A worker serves its own events on FARM_WORKER_METRICS_PORT (0: none); with
+# PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode) they add up over its pool.
+FARM_METRICS_TOKEN = env.str("FARM_METRICS_TOKEN", default="")
+FARM_WORKER_METRICS_PORT = env.int("FARM_WORKER_METRICS_PORT", default=0)
+# Prometheus scrapes the pod over plain HTTP, as the probes do: no redirect to https.
+SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
+
+# --- Logs (docs/logging.md) --------------------------------------------------------------
+# One JSON object a line in production, the readable line under DEBUG; both carry the
+# request id, or the operation, wiki and step in a worker (portal/logs.py).
+LOG_FORMAT = env.str("DJANGO_LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT={LOG_FORMAT!r} must be json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "portal.logs.ContextFilter"}},
+    "formatters": {
+        "text": {
+            "()": "portal.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # Django's default "django" logger has a console handler of its own (on with DEBUG):
     # with the root's, every django.* record was written twice. Its records go to the root.

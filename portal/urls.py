@@ -1,7 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from farm.metrics import metrics_view
+from portal import health
+
 urlpatterns = [
+    # Probes (portal/health.py): exempt from the SSL redirect, no login.
+    path("healthz", health.liveness, name="healthz"),
+    path("readyz", health.readiness, name="readyz"),
+    # Prometheus (farm/metrics.py): a bearer token in production.
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("farm.api.urls")),
     path("", include("farm.ui_urls")),

@@ -23,8 +23,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from farm import metrics
 from farm.audit import audit
 from farm.models import Wiki
+from portal import logs
 from provisioning.drivers.base import DriverError, TransientError
 from provisioning.models import Operation, OperationState, StepStatus
 from provisioning.steps import STEP_FUNCTIONS, StepContext
@@ -57,12 +59,14 @@ def claim(operation_id) -> uuid.UUID | None:
     return token if claimed else None
 
 
+@logs.scoped  # its log lines carry the operation, wiki and step; the next task's do not
 def run_operation(operation_id) -> str:
     """Run an operation to its end or its next retry; return its state afterwards."""
     token = claim(operation_id)
     if token is None:
         return "not-claimed"
     operation = Operation.objects.select_related("wiki__family", "actor").get(pk=operation_id)
+    logs.bind(operation_id=operation.pk, operation_kind=operation.kind, wiki_id=operation.wiki_ref)
     if operation.started_at is None:
         _save(operation, token, started_at=timezone.now())
     try:
@@ -79,6 +83,7 @@ def run_operation(operation_id) -> str:
 
 
 def _run_step(operation: Operation, token: uuid.UUID, step: dict) -> None:
+    logs.bind(step=step["name"])
     step.update(status=StepStatus.RUNNING, started_at=timezone.now().isoformat(), error="")
     step["starts"] = step.get("starts", 0) + 1
     _save(operation, token)
@@ -105,6 +110,7 @@ def _run_step(operation: Operation, token: uuid.UUID, step: dict) -> None:
         _fail(operation, token, step, exc)
         raise StepStopped from exc
     step.update(status=StepStatus.DONE, finished_at=timezone.now().isoformat(), result=result or {})
+    metrics.step_done(operation.kind, step)
     step.pop("transient_errors", None)
     _save(operation, token)
 
@@ -164,6 +170,8 @@ def _succeed(operation: Operation, token: uuid.UUID) -> None:
             after={"wiki": operation.wiki_ref, "steps": len(operation.steps)},
             operation_id=operation.pk,
         )
+        _tell_run(operation)
+    metrics.operation_finished(operation.kind, "succeeded")
 
 
 def _describe(exc: BaseException) -> str:
@@ -196,6 +204,16 @@ def _fail(operation: Operation, token: uuid.UUID, step: dict, exc: BaseException
             after={"wiki": operation.wiki_ref, "step": step["name"], "error": message},
             operation_id=operation.pk,
         )
+        _tell_run(operation)
+    metrics.operation_finished(operation.kind, "failed")
+
+
+def _tell_run(operation: Operation) -> None:
+    """An item of a farm-wide run ended: its run records it and starts the next."""
+    if operation.run_id is not None:
+        from provisioning import runs
+
+        runs.operation_ended(operation)
 
 
 def _retry_later(operation: Operation, token: uuid.UUID, step: dict, exc: TransientError) -> None:
@@ -217,19 +235,19 @@ def _retry_later(operation: Operation, token: uuid.UUID, step: dict, exc: Transi
         run_after=run_after,
         enqueued_at=timezone.now(),
     )
-    from provisioning.tasks import run_operation_task
+    from provisioning.tasks import enqueue_operation
 
-    run_operation_task.apply_async(args=[str(operation.pk)], countdown=delay)
+    enqueue_operation(str(operation.pk), run=operation.run_id is not None, countdown=delay)
 
 
 def sweep_stuck_operations() -> list[str]:
     """Re-queue operations whose worker died or whose message was lost; return their ids."""
-    from provisioning.tasks import run_operation_task
+    from provisioning.tasks import enqueue_operation
 
     now = timezone.now()
     stuck_before = now - timedelta(seconds=settings.FARM_OPERATION_STUCK_AFTER)
     lost_before = now - timedelta(seconds=settings.FARM_PENDING_REQUEUE_AFTER)
-    requeued = []
+    requeued: list[str] = []
     for operation in Operation.objects.filter(
         state=OperationState.RUNNING, heartbeat_at__lt=stuck_before
     ):
@@ -249,6 +267,7 @@ def sweep_stuck_operations() -> list[str]:
                 operation_id=operation.pk,
             )
             requeued.append(str(operation.pk))
+            metrics.operation_requeued("no_heartbeat")
     lost = Operation.objects.filter(
         state=OperationState.PENDING, enqueued_at__lt=lost_before
     ).filter(Q(run_after__isnull=True) | Q(run_after__lt=lost_before))
@@ -257,6 +276,10 @@ def sweep_stuck_operations() -> list[str]:
             enqueued_at=now
         ):
             requeued.append(str(operation_id))
+            metrics.operation_requeued("lost_message")
+    in_runs = set(
+        Operation.objects.filter(pk__in=requeued, run__isnull=False).values_list("pk", flat=True)
+    )
     for requeued_id in requeued:
-        run_operation_task.delay(requeued_id)
+        enqueue_operation(requeued_id, run=uuid.UUID(requeued_id) in in_runs)
     return requeued

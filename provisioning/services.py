@@ -46,13 +46,14 @@ from provisioning.models import (
     UnarchiveRequestState,
 )
 from provisioning.steps import initial_steps
-from provisioning.tasks import run_operation_task
+from provisioning.tasks import enqueue_operation, run_operation_task
 
 
-def _start_operation(
-    *, wiki: Wiki, kind: str, actor, params: dict[str, Any] | None = None
+def start_operation(
+    *, wiki: Wiki, kind: str, actor, params: dict[str, Any] | None = None, run=None
 ) -> Operation:
-    """Create the Operation in the caller's transaction; enqueue it when that commits."""
+    """Create the Operation in the caller's transaction; enqueue it when that commits (a
+    run's on the queue `runs`)."""
     try:
         with transaction.atomic():
             operation = Operation.objects.create(
@@ -63,6 +64,7 @@ def _start_operation(
                 steps=initial_steps(kind),
                 params=params or {},
                 actor=actor,
+                run=run,
                 enqueued_at=timezone.now(),
             )
     except IntegrityError as exc:
@@ -81,8 +83,12 @@ def _start_operation(
         after={"wiki": wiki.id, "params": operation.params},
         operation_id=operation.pk,
     )
-    run_operation_task.delay_on_commit(str(operation.pk))
+    operation_id = str(operation.pk)
+    transaction.on_commit(lambda: enqueue_operation(operation_id, run=run is not None))
     return operation
+
+
+_start_operation = start_operation
 
 
 def _transition(wiki: Wiki, *, allowed: tuple[str, ...], to: str, action: str) -> None:
@@ -145,7 +151,7 @@ def check_new_database_name(family: Family, wiki_id: str) -> str:
     return database_name
 
 
-def _check_quota(actor) -> None:
+def check_quota(actor) -> None:
     if is_ops(actor):
         return
     # Lock the caller's row so two parallel creates cannot both pass the count.
@@ -182,7 +188,7 @@ def wiki_create(
     unknown = sorted(set(tags) - {tag.name for tag in tag_objs})
     if unknown:
         raise InvalidInput(f"unknown tags {unknown}", field="tags", rule="exists")
-    _check_quota(actor)
+    check_quota(actor)
     database_name = check_new_database_name(family_obj, wiki_id)
     try:
         with transaction.atomic():
@@ -422,6 +428,12 @@ def operation_retry(*, actor, operation_id: object) -> Operation:
         policies.require_manager(actor, operation.wiki)
     elif not is_ops(actor):  # an abandon whose wiki row is gone: auditors see it, only read
         raise NotAllowed(f"only ops may retry operation {operation.pk}")
+    if operation.run_id is not None:
+        raise WrongState(
+            f"operation {operation.pk} is an item of run {operation.run_id}: retry the run's "
+            "failed items instead",
+            current_state=operation.state,
+        )
     steps = operation.steps
     for step in steps:
         if step["status"] in (StepStatus.FAILED, StepStatus.RETRYING, StepStatus.RUNNING):

@@ -8,7 +8,7 @@ after a crash, a lost message or a retry, and the outcome is the same.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,10 +19,16 @@ from django.utils import timezone
 
 from farm import exports, publishing
 from farm.models import ConfigLayer, ConfigValue, Wiki, WikiState
-from provisioning import archives, placement
+from provisioning import archives, placement, schema_changes, sinks
 from provisioning.drivers import database_driver, search_driver, storage_driver
-from provisioning.drivers.base import PermanentError, WikiResources
-from provisioning.models import Operation, OperationKind
+from provisioning.drivers.base import PermanentError, WikiResources, iter_ndjson
+from provisioning.models import (
+    BackupKind,
+    Operation,
+    OperationKind,
+    WikiBackup,
+    WikiMigration,
+)
 
 
 class ResourceConflict(PermanentError):
@@ -43,6 +49,22 @@ class StepContext:
     @property
     def archive_id(self) -> str:
         return self.operation.params["archive_id"]
+
+    @property
+    def sink(self) -> sinks.Sink:
+        """Where this operation writes a dump: the archive, or a backup folder."""
+        if self.operation.kind == OperationKind.ARCHIVE:
+            return sinks.archive_sink(self.wiki.id, self.archive_id)
+        return sinks.backup_sink(self.operation.params["backup_id"], self.wiki.id)
+
+    @property
+    def source_sink(self) -> sinks.Sink:
+        """What this operation restores from: the wiki's archive, or the given source of
+        this wiki (restore in place) or of the wiki it is cloned from."""
+        if self.operation.kind == OperationKind.UNARCHIVE:
+            return sinks.archive_sink(self.wiki.id, self.archive_id)
+        params = self.operation.params
+        return sinks.source_sink(params.get("source_wiki", self.wiki.id), params["source"])
 
     @property
     def touched_before(self) -> bool:
@@ -134,11 +156,7 @@ def publish_read_only(ctx: StepContext) -> dict[str, Any]:
 def dump_database(ctx: StepContext) -> dict[str, Any]:
     database = database_driver()
     result = archives.write_compressed(
-        storage_driver(),
-        ctx.resources,
-        ctx.archive_id,
-        archives.DATABASE_FILE,
-        lambda stream: database.archive(ctx.resources, stream),
+        ctx.sink, archives.DATABASE_FILE, lambda stream: database.archive(ctx.resources, stream)
     )
     return {**result, "engine": database.engine, "name": ctx.wiki.database_name}
 
@@ -146,11 +164,7 @@ def dump_database(ctx: StepContext) -> dict[str, Any]:
 def export_search_documents(ctx: StepContext) -> dict[str, Any]:
     search = search_driver()
     return archives.write_compressed(
-        storage_driver(),
-        ctx.resources,
-        ctx.archive_id,
-        archives.SEARCH_FILE,
-        lambda stream: search.archive(ctx.resources, stream),
+        ctx.sink, archives.SEARCH_FILE, lambda stream: search.archive(ctx.resources, stream)
     )
 
 
@@ -163,7 +177,11 @@ def write_archive_manifest(ctx: StepContext) -> dict[str, Any]:
     manifest = {
         "format": 1,
         "wiki_id": ctx.wiki.id,
-        "archive_id": ctx.archive_id,
+        **(
+            {"archive_id": ctx.archive_id}
+            if op.kind == OperationKind.ARCHIVE
+            else {"backup_id": op.params["backup_id"]}
+        ),
         "family": ctx.wiki.family.name,
         "created_at": op.created_at.isoformat(),
         "operation_id": str(op.id),
@@ -171,12 +189,12 @@ def write_archive_manifest(ctx: StepContext) -> dict[str, Any]:
         "search": op.result_of("export_search_documents"),
         "storage": op.result_of("inventory_storage"),
     }
-    storage = storage_driver()
-    manifest_sha256 = archives.write_manifest(storage, ctx.resources, ctx.archive_id, manifest)
+    sink = ctx.sink
+    manifest_sha256 = archives.write_manifest(sink, manifest)
     # Read back what was written before anything live is dropped.
-    if archives.read_manifest(storage, ctx.resources, ctx.archive_id) != manifest:
-        raise PermanentError(f"archive {ctx.archive_id}: manifest.json reads back differently")
-    verified = archives.verify_files(storage, ctx.resources, ctx.archive_id, manifest)
+    if archives.read_manifest(sink) != manifest:
+        raise PermanentError(f"{sink.folder}: manifest.json reads back differently")
+    verified = archives.verify_files(sink, manifest)
     return {"manifest_sha256": manifest_sha256, "verified": verified}
 
 
@@ -230,20 +248,28 @@ def mark_archived(ctx: StepContext) -> dict[str, Any]:
 
 
 def verify_archive(ctx: StepContext) -> dict[str, Any]:
-    storage = storage_driver()
-    manifest = archives.read_manifest(storage, ctx.resources, ctx.archive_id)
-    recorded = (ctx.wiki.archive_manifest or {}).get("manifest_sha256")
+    """Check the source's manifest against the registry's record of it, then every file
+    against the manifest: before anything is restored from it."""
+    sink = ctx.source_sink
+    manifest = archives.read_manifest(sink)
+    recorded = _recorded_manifest_sha256(ctx)
     actual = archives.manifest_sha256(manifest)
     if recorded and actual != recorded:
         raise PermanentError(
-            f"archive {ctx.archive_id}: manifest.json was changed since it was written "
+            f"{sink.folder}: manifest.json was changed since it was written "
             f"(sha256 {actual}, registry has {recorded})"
         )
-    return {"verified": archives.verify_files(storage, ctx.resources, ctx.archive_id, manifest)}
+    return {"verified": archives.verify_files(sink, manifest)}
+
+
+def _recorded_manifest_sha256(ctx: StepContext) -> str | None:
+    if ctx.operation.kind == OperationKind.UNARCHIVE:
+        return (ctx.wiki.archive_manifest or {}).get("manifest_sha256")
+    return ctx.operation.params.get("source", {}).get("manifest_sha256")
 
 
 def _manifest(ctx: StepContext) -> dict[str, Any]:
-    return archives.read_manifest(storage_driver(), ctx.resources, ctx.archive_id)
+    return archives.read_manifest(ctx.source_sink)
 
 
 def restore_database(ctx: StepContext) -> dict[str, Any]:
@@ -251,13 +277,13 @@ def restore_database(ctx: StepContext) -> dict[str, Any]:
     database = database_driver()
     if manifest["database"].get("engine") != database.engine:
         raise PermanentError(
-            f"archive {ctx.archive_id} holds a {manifest['database'].get('engine')} dump; "
+            f"{ctx.source_sink.folder} holds a {manifest['database'].get('engine')} dump; "
             f"the database driver is {database.engine}"
         )
+    if ctx.operation.kind == OperationKind.CLONE:
+        _refuse_foreign_database(ctx)
     result = archives.read_compressed(
-        storage_driver(),
-        ctx.resources,
-        ctx.archive_id,
+        ctx.source_sink,
         archives.DATABASE_FILE,
         lambda stream: database.restore(ctx.resources, stream),
     )
@@ -274,19 +300,34 @@ def reindex_search_documents(ctx: StepContext) -> dict[str, Any]:
     search = search_driver()
     search.create(ctx.resources)
     search.purge(ctx.resources)  # a half-finished earlier run leaves no strays
-    result = archives.read_compressed(
-        storage_driver(),
-        ctx.resources,
-        ctx.archive_id,
-        archives.SEARCH_FILE,
-        lambda stream: search.restore(ctx.resources, stream),
-    )
+    source_wiki = ctx.operation.params.get("source_wiki")
+    if source_wiki:  # a clone: the documents are the source's, given the new wiki's id
+
+        def consume(stream):
+            documents = _documents_owned_by(ctx.wiki.id, source_wiki, iter_ndjson(stream))
+            return search.index(ctx.resources, documents)
+    else:
+
+        def consume(stream):
+            return search.restore(ctx.resources, stream)
+
+    result = archives.read_compressed(ctx.source_sink, archives.SEARCH_FILE, consume)
     expected = manifest["search"]["documents"]
     if result["documents"] != expected:
         raise PermanentError(
             f"reindexed {result['documents']} documents, the manifest lists {expected}"
         )
     return result
+
+
+def _documents_owned_by(
+    wiki_id: str, source_wiki: str, documents: Iterator[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    for document in documents:
+        source = document.get("source")
+        if isinstance(source, dict) and source.get("wiki_id", source_wiki) == source_wiki:
+            document = {**document, "source": {**source, "wiki_id": wiki_id}}
+        yield document  # one of another wiki stays as it is: the driver refuses it
 
 
 def reopen_storage(ctx: StepContext) -> dict[str, Any]:
@@ -305,6 +346,117 @@ def publish_read_write(ctx: StepContext) -> dict[str, Any]:
     return publishing.publish_wiki_now(ctx.wiki.id)
 
 
+# --- backup (a run's item; also the first steps of a restore or a migration) -------------
+
+
+def record_backup(ctx: StepContext) -> dict[str, Any]:
+    """Register the verified backup, then keep only the newest FARM_BACKUP_KEEP of the wiki."""
+    op = ctx.operation
+    backup_id = op.params["backup_id"]
+    total = sum(
+        op.result_of(step).get("bytes", 0) for step in ("dump_database", "export_search_documents")
+    )
+    WikiBackup.objects.get_or_create(
+        wiki=ctx.wiki,
+        backup_id=backup_id,
+        defaults={
+            "kind": op.params.get("backup_kind", BackupKind.RUN),
+            "run": op.run,
+            "manifest_sha256": op.result_of("write_archive_manifest")["manifest_sha256"],
+            "bytes": total,
+        },
+    )
+    pruned = []
+    for old in WikiBackup.objects.filter(wiki=ctx.wiki)[settings.FARM_BACKUP_KEEP :]:
+        sinks.backup_sink(old.backup_id, ctx.wiki.id).delete()
+        old.delete()
+        pruned.append(old.backup_id)
+    return {"backup_id": backup_id, "bytes": total, "pruned": pruned}
+
+
+def skip_if_backup_not_wanted(step: StepFunction) -> StepFunction:
+    """A migration backs the wiki up first only when its run asks for it."""
+
+    def optional(ctx: StepContext) -> dict[str, Any]:
+        if ctx.operation.kind == OperationKind.MIGRATE and not ctx.operation.params.get(
+            "backup_first"
+        ):
+            return {"skipped": "the run does not back up before migrating"}
+        return step(ctx)
+
+    optional.__name__ = step.__name__
+    return optional
+
+
+# --- restore in place, and clone (restore as a new wiki id) ------------------------------
+
+
+def _refuse_foreign_database(ctx: StepContext) -> None:
+    """A clone's database is new: one that exists already was not made by this operation."""
+    if ctx.touched_before:
+        return
+    if database_driver().inspect(ctx.resources).exists:
+        raise ResourceConflict(
+            f"database {ctx.wiki.database_name} already exists and was not created by this "
+            "operation; reconcile or rename before retrying"
+        )
+    ctx.checkpoint(touched=True)
+
+
+def take_offline(ctx: StepContext) -> dict[str, Any]:
+    """Restore in place replaces the database: MediaWiki answers 503 meanwhile."""
+    return publish_offline(ctx)
+
+
+def wait_for_requests(ctx: StepContext) -> dict[str, Any]:
+    _drain_requests(ctx.operation.result_of("take_offline")["offline_at"])
+    return {"drained": True}
+
+
+def put_back_online(ctx: StepContext) -> dict[str, Any]:
+    _set_wiki(ctx.wiki, offline=False)
+    return publishing.publish_wiki_now(ctx.wiki.id)
+
+
+def copy_storage_files(ctx: StepContext) -> dict[str, Any]:
+    """The clone's namespace holds a copy of the source's files (they stay in place in
+    archives and backups, which only inventory them)."""
+    source = Wiki.objects.select_related("family").get(pk=ctx.operation.params["source_wiki"])
+    storage = storage_driver()
+    ctx.checkpoint(touched=True)
+    storage.create(ctx.resources)
+    return storage.copy_files(wiki_resources(source), ctx.resources)
+
+
+# --- migrate -----------------------------------------------------------------------------
+
+
+def _already_migrated(ctx: StepContext) -> bool:
+    return WikiMigration.objects.filter(
+        wiki=ctx.wiki, name=ctx.operation.params["migration"]
+    ).exists()
+
+
+def apply_migration(ctx: StepContext) -> dict[str, Any]:
+    if _already_migrated(ctx):
+        return {"skipped": f"{ctx.operation.params['migration']} is applied already"}
+    params = ctx.operation.params
+    if params.get("sql_file"):
+        return schema_changes.apply_sql_file(
+            ctx.resources, params["sql_file"], params["sql_sha256"]
+        )
+    return schema_changes.run_command(ctx.resources, params["command"])
+
+
+def record_migration(ctx: StepContext) -> dict[str, Any]:
+    _, created = WikiMigration.objects.get_or_create(
+        wiki=ctx.wiki,
+        name=ctx.operation.params["migration"],
+        defaults={"run": ctx.operation.run},
+    )
+    return {"recorded": created}
+
+
 # --- purge -------------------------------------------------------------------------------
 
 
@@ -319,6 +471,16 @@ def purge_database(ctx: StepContext) -> dict[str, Any]:
 
 def purge_storage(ctx: StepContext) -> dict[str, Any]:
     return storage_driver().purge(ctx.resources)
+
+
+def purge_backups(ctx: StepContext) -> dict[str, Any]:
+    """The wiki's archives and backups in the archive storage: every folder whose name is
+    derived from this wiki id and a recorded backup or archive id."""
+    deleted = sinks.delete_wiki_archives(ctx.wiki.id)
+    for backup in WikiBackup.objects.filter(wiki=ctx.wiki):
+        deleted += sinks.backup_sink(backup.backup_id, ctx.wiki.id).delete()
+        backup.delete()
+    return {"archive_files_deleted": deleted}
 
 
 def purge_search_documents(ctx: StepContext) -> dict[str, Any]:
@@ -470,6 +632,7 @@ PLANS: dict[str, list[StepFunction]] = {
     OperationKind.PURGE: [
         purge_database,
         purge_storage,
+        purge_backups,
         purge_search_documents,
         remove_config,
         verify_purged,
@@ -482,6 +645,36 @@ PLANS: dict[str, list[StepFunction]] = {
         free_wiki_id,
     ],
 }
+# The backup part of each plan that takes one: the same steps archive runs, into a backup.
+BACKUP_STEPS: list[StepFunction] = [
+    dump_database,
+    export_search_documents,
+    inventory_storage,
+    write_archive_manifest,
+    record_backup,
+]
+PLANS[OperationKind.BACKUP] = BACKUP_STEPS
+PLANS[OperationKind.MIGRATE] = [
+    *(skip_if_backup_not_wanted(step) for step in BACKUP_STEPS),
+    apply_migration,
+    record_migration,
+]
+PLANS[OperationKind.RESTORE] = [
+    *BACKUP_STEPS,  # the current state first
+    verify_archive,
+    take_offline,
+    wait_for_requests,
+    restore_database,
+    reindex_search_documents,
+    put_back_online,
+]
+PLANS[OperationKind.CLONE] = [
+    verify_archive,
+    restore_database,
+    copy_storage_files,
+    reindex_search_documents,
+    activate,
+]
 STEP_FUNCTIONS: dict[str, dict[str, StepFunction]] = {
     kind: {step.__name__: step for step in plan} for kind, plan in PLANS.items()
 }

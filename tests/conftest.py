@@ -53,6 +53,13 @@ def farm_drivers(settings, tmp_path):
     """Embedded drivers in this test's own folder; returns the FARM_DRIVERS in force."""
     settings.FARM_DRIVERS = embedded_drivers(tmp_path)
     settings.DATA_DIR = tmp_path
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "farm_archives": {
+            "BACKEND": "provisioning.sinks.AtomicFileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "storage"), "allow_overwrite": True},
+        },
+    }
     reset_drivers()
     yield settings.FARM_DRIVERS
     reset_drivers()

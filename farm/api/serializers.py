@@ -24,7 +24,7 @@ from farm.models import (
     Tag,
     Wiki,
 )
-from provisioning.models import Operation, StepStatus, UnarchiveRequest
+from provisioning.models import Operation, StepStatus, UnarchiveRequest, WikiUsage
 
 # --- operations --------------------------------------------------------------------------
 
@@ -125,6 +125,25 @@ class WikiSerializer(serializers.ModelSerializer):
             "purged_at",
             "purge_after",
             "legal_hold",
+            "size_class",
+        ]
+        read_only_fields = fields
+
+
+class WikiUsageSerializer(serializers.ModelSerializer):
+    """What the inventory saw the last time it looked (an error: why it could not)."""
+
+    class Meta:
+        model = WikiUsage
+        fields = [
+            "pages",
+            "database_bytes",
+            "last_edit_at",
+            "storage_objects",
+            "storage_bytes",
+            "search_documents",
+            "inspected_at",
+            "error",
         ]
         read_only_fields = fields
 
@@ -172,10 +191,25 @@ def archive_summary(wiki: Wiki) -> dict[str, Any] | None:
 class WikiDetailSerializer(WikiSerializer):
     resources = serializers.SerializerMethodField()
     latest_operation = serializers.SerializerMethodField()
+    usage = serializers.SerializerMethodField()
+    cloned_from = serializers.JSONField(
+        read_only=True, help_text='A clone\'s source: {"wiki", "backup" or "archive"}; else null.'
+    )
 
     class Meta(WikiSerializer.Meta):
-        fields = [*WikiSerializer.Meta.fields, "resources", "latest_operation"]
+        fields = [
+            *WikiSerializer.Meta.fields,
+            "resources",
+            "latest_operation",
+            "usage",
+            "cloned_from",
+        ]
         read_only_fields = fields
+
+    @extend_schema_field(WikiUsageSerializer(allow_null=True))
+    def get_usage(self, wiki: Wiki) -> dict[str, Any] | None:
+        usage = WikiUsage.objects.filter(wiki=wiki).first()
+        return WikiUsageSerializer(usage).data if usage is not None else None
 
     @extend_schema_field(WikiResourcesSerializer)
     def get_resources(self, wiki: Wiki) -> dict[str, Any]:
@@ -322,8 +356,18 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "before",
             "after",
             "operation_id",
+            "request_id",
+            "sequence",
         ]
         read_only_fields = fields
+
+
+class AuditStreamSerializer(serializers.Serializer):
+    """A page of the audit stream (documentation only: the view builds it)."""
+
+    results = AuditEventSerializer(many=True)
+    cursor = serializers.IntegerField(help_text="Where the next page starts: pass it as after.")
+    next = serializers.URLField(help_text="The next page; poll it again when this one is empty.")
 
 
 # --- tokens ------------------------------------------------------------------------------

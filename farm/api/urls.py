@@ -1,8 +1,8 @@
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from farm.api import config_views, export_views, views
+from farm.api import config_views, docs, export_views, run_views, views
 from farm.models import ConfigLayer
 
 app_name = "api"
@@ -99,10 +99,16 @@ router.register("tags", views.TagViewSet, basename="tag")
 router.register("reserved-names", views.ReservedNameViewSet, basename="reservedname")
 router.register("audit-events", views.AuditEventViewSet, basename="auditevent")
 router.register("tokens", views.ApiTokenViewSet, basename="apitoken")
+# Farm-wide runs, and a wiki's backups, restore and clone (actions under wikis/{id}/).
+router.register("runs", run_views.RunViewSet, basename="run")
+router.register("inventory", run_views.InventoryViewSet, basename="inventory")
+router.register("wikis", run_views.WikiRestoreViewSet, basename="wikirestore")
 
 urlpatterns = [
     path("", include(router.urls)),
     *config_urlpatterns,
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularRedocView.as_view(url_name="api:schema"), name="docs"),
+    # ReDoc and Swagger UI from the portal's own static files: they work with no internet.
+    path("docs/", docs.RedocView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/swagger/", docs.SwaggerView.as_view(url_name="api:schema"), name="swagger"),
 ]

@@ -10,11 +10,18 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from django.urls import reverse
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from farm import audit as audit_stream
 from farm import services as farm_services
 from farm.api import schema  # noqa: F401  (registers the schema extensions)
 from farm.api import serializers as s
@@ -23,6 +30,7 @@ from farm.api.idempotency import IdempotentPostMixin
 from farm.api.permissions import SeesAllWikis, require_token_scope
 from farm.api.throttling import WikiCreateRateThrottle
 from farm.api.tokens import token_create, token_revoke
+from farm.errors import InvalidInput
 from farm.filters import AuditEventFilter, OperationFilter, UnarchiveRequestFilter, WikiFilter
 from farm.models import ApiToken, ApiTokenScope, AuditEvent, Family, ReservedName, Tag, Wiki
 from provisioning import services as lifecycle
@@ -269,6 +277,22 @@ class ReservedNameViewSet(RegistryViewSet):
     create_service = staticmethod(farm_services.reserved_name_add)
 
 
+AUDIT_STREAM_MAX = 1000
+
+
+def _count_parameter(request, name: str, *, default: int, lowest: int, highest: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lowest <= int(raw) <= highest:
+        raise InvalidInput(
+            f"query parameter {name!r} must be an integer from {lowest} to {highest}",
+            field=name,
+            rule=f"range:{lowest}..{highest}",
+        )
+    return int(raw)
+
+
 class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     """The audit log: ops and auditors read it; nobody writes it through the API."""
 
@@ -276,6 +300,41 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiVie
     serializer_class = s.AuditEventSerializer
     filterset_class = AuditEventFilter
     permission_classes = [*ApiViewSet.permission_classes, SeesAllWikis]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "after",
+                int,
+                description="The `cursor` of the previous page: the stream goes on after it "
+                "(0, the default, is the start).",
+            ),
+            OpenApiParameter(
+                "limit", int, description=f"Events per page, 1 to {AUDIT_STREAM_MAX} (100)."
+            ),
+        ],
+        responses={200: s.AuditStreamSerializer},
+        operation_id="audit_events_stream",
+    )
+    @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
+    def stream(self, request):
+        """Every event once, in stream order, for a SIEM (docs/audit.md): follow `next`,
+        also when a page is empty. Unlike the list, no event is ever skipped or repeated
+        while others are written (ADR 8)."""
+        after = _count_parameter(request, "after", default=0, lowest=0, highest=2**63 - 1)
+        limit = _count_parameter(request, "limit", default=100, lowest=1, highest=AUDIT_STREAM_MAX)
+        events = audit_stream.events_after(after, limit)
+        cursor = events[-1].sequence if events else after
+        next_url = request.build_absolute_uri(
+            f"{reverse('api:auditevent-stream')}?after={cursor}&limit={limit}"
+        )
+        return Response(
+            {
+                "results": s.AuditEventSerializer(events, many=True).data,
+                "cursor": cursor,
+                "next": next_url,
+            }
+        )
 
 
 @extend_schema_view(

@@ -18,7 +18,6 @@ import re
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -68,14 +67,6 @@ class WikiResources:
             )
 
 
-def check_archive_name(archive_id: str, name: str) -> None:
-    """Refuse archive ids and file names that could escape the archive folder or prefix."""
-    if not ARCHIVE_ID_RE.fullmatch(archive_id):
-        raise PermanentError(f"archive id {archive_id!r} breaks the rule {ARCHIVE_ID_RE.pattern}")
-    if not ARCHIVE_FILE_RE.fullmatch(name):
-        raise PermanentError(f"archive file {name!r} breaks the rule {ARCHIVE_FILE_RE.pattern}")
-
-
 def hook_argv(template: str, values: dict[str, str]) -> list[str]:
     """The post-create hook's command: the template split into words first and the
     placeholders substituted inside each word, so a value can never add or split arguments."""
@@ -109,6 +100,10 @@ class DatabaseDriver(ABC):
 
     kind = "database"
     engine = "unknown"  # recorded in archive manifests: a dump restores on the same engine
+    # What a template's /*_*/ and /*$wgDBTableOptions*/ become, for the schema load and for
+    # the migrations provisioning.schema_changes renders the same way.
+    table_prefix = ""
+    table_options = ""
 
     @abstractmethod
     def create(self, wiki: WikiResources, *, resume: bool) -> dict[str, Any]:
@@ -139,6 +134,12 @@ class DatabaseDriver(ABC):
     def inspect(self, wiki: WikiResources) -> Inspection:
         """exists, bytes, counts {"tables": n, "pages": n} and details {"table_rows": {...}}."""
 
+    @abstractmethod
+    def apply_sql(self, wiki: WikiResources, sql: str) -> dict[str, Any]:
+        """Run a rendered migration on the wiki's database, statement by statement, and on
+        no other database: {"statements": n}. A statement that fails raises PermanentError
+        naming its number and an excerpt (a retry could run the earlier ones twice)."""
+
     def choose_cluster(self, cluster_loads: dict[str, int]) -> str:
         """Name the cluster a new wiki goes to, given wiki counts per known cluster."""
         return "default"
@@ -150,7 +151,9 @@ class DatabaseDriver(ABC):
 
 
 class StorageDriver(ABC):
-    """A storage namespace per wiki (`wikis/<id>/`) and the wiki's archives."""
+    """A storage namespace per wiki (`wikis/<id>/`). Archive and backup files go through
+    the archive storage (provisioning/sinks.py); purge removes `archives/<id>/` here too, for
+    farms whose archives lived in the driver's bucket before."""
 
     kind = "storage"
 
@@ -186,16 +189,9 @@ class StorageDriver(ABC):
         """Store a file in the wiki's namespace (uploads; used by demos and tests)."""
 
     @abstractmethod
-    def open_archive_writer(
-        self, wiki: WikiResources, archive_id: str, name: str
-    ) -> AbstractContextManager[BinaryIO]:
-        """A binary stream to `archives/<id>/<archive_id>/<name>`; published on clean exit."""
-
-    @abstractmethod
-    def open_archive_reader(
-        self, wiki: WikiResources, archive_id: str, name: str
-    ) -> AbstractContextManager[BinaryIO]:
-        """Read back an archive file; PermanentError if it is missing."""
+    def copy_files(self, source: WikiResources, target: WikiResources) -> dict[str, Any]:
+        """Copy every file of `source`'s namespace (not its marker) into `target`'s, which
+        exists: {"objects": n, "bytes": n}. A clone's files; idempotent (overwrites)."""
 
 
 class SearchDriver(ABC):

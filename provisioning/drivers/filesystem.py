@@ -1,7 +1,8 @@
 """The embedded storage driver: a folder per wiki, laid out like the S3 bucket.
 
     <root>/wikis/<wiki_id>/                         the wiki's namespace (uploads, marker)
-    <root>/archives/<wiki_id>/<archive_id>/<name>   the wiki's archive files
+    <root>/archives/<wiki_id>/<archive_id>/<name>   the wiki's archive files (written by
+                                                    provisioning/sinks.py; purged here)
 
 Every file is written to a temporary name in its final folder and renamed into place, so a
 reader sees either the old file or the whole new one. Folders are only ever removed when
@@ -27,7 +28,6 @@ from provisioning.drivers.base import (
     StorageDriver,
     TransientError,
     WikiResources,
-    check_archive_name,
 )
 from provisioning.drivers.files import fsync_directory
 
@@ -99,29 +99,23 @@ class FilesystemStorageDriver(StorageDriver):
         with _atomic_writer(target) as stream:
             stream.write(bytes(data))
 
-    @contextlib.contextmanager
-    def open_archive_writer(
-        self, wiki: WikiResources, archive_id: str, name: str
-    ) -> Iterator[BinaryIO]:
-        target = self._archive_file(wiki, archive_id, name)
-        archives = self.archives_path(wiki)
-        self._check_inside(target.parent, archives)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self._check_inside(target.parent, archives)
-        with _atomic_writer(target) as stream:
-            yield stream
-
-    @contextlib.contextmanager
-    def open_archive_reader(
-        self, wiki: WikiResources, archive_id: str, name: str
-    ) -> Iterator[BinaryIO]:
-        target = self._archive_file(wiki, archive_id, name)
-        try:
-            stream = target.open("rb")
-        except FileNotFoundError as exc:
-            raise PermanentError(f"archive file {target} does not exist") from exc
-        with stream:
-            yield stream
+    def copy_files(self, source: WikiResources, target: WikiResources) -> dict[str, Any]:
+        source_root = self.namespace_path(source)
+        target_root = self.namespace_path(target)
+        objects = size = 0
+        for directory, _, files in os.walk(source_root, followlinks=False):
+            for name in files:
+                path = Path(directory, name)
+                relative = path.relative_to(source_root).as_posix()
+                if relative == MARKER_NAME or path.is_symlink() or _is_temp_name(name):
+                    continue
+                with _os_errors(f"reading {path}"):
+                    data = path.read_bytes()
+                self.put_file(target, relative, data)
+                objects += 1
+                size += len(data)
+        self._check_inside(target_root, self._resolved_root)
+        return {"objects": objects, "bytes": size}
 
     # -- names --------------------------------------------------------------------------
 
@@ -148,10 +142,6 @@ class FilesystemStorageDriver(StorageDriver):
 
     def _marker_path(self, wiki: WikiResources) -> Path:
         return self.namespace_path(wiki) / MARKER_NAME
-
-    def _archive_file(self, wiki: WikiResources, archive_id: str, name: str) -> Path:
-        check_archive_name(archive_id, name)
-        return self.archives_path(wiki) / archive_id / name
 
     def _write_marker(self, wiki: WikiResources) -> Path:
         marker = self._marker_path(wiki)
@@ -182,6 +172,11 @@ def _safe_segments(relative_path: str) -> list[str]:
     if any(segment in ("", ".", "..") for segment in segments):
         raise PermanentError(f"file path {relative_path!r} has an empty, '.' or '..' segment")
     return segments
+
+
+def _is_temp_name(name: str) -> bool:
+    """A file _atomic_writer has not renamed into place yet (a wiki's "x.tmp" is not one)."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
 def _inventory(folder: Path) -> tuple[int, int]:

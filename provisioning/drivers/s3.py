@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import ipaddress
 import json
 import re
-import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from functools import cached_property
 from itertools import islice
-from typing import Any, BinaryIO
+from typing import Any
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -43,7 +41,6 @@ from provisioning.drivers.base import (
     StorageDriver,
     TransientError,
     WikiResources,
-    check_archive_name,
 )
 
 MARKER_NAME = ".wiki-farm.json"
@@ -189,26 +186,6 @@ def _batched(items: Iterable[dict[str, str]], size: int) -> Iterator[list[dict[s
         yield batch
 
 
-class _StreamingBodyReader(io.RawIOBase):
-    """botocore's StreamingBody as a raw stream, so a BufferedReader gives readline()."""
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._body.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._body.close()
-        super().close()
-
-
 class S3StorageDriver(StorageDriver):
     """A `wikis/<id>/` namespace and `archives/<id>/` in a shared or per-wiki bucket."""
 
@@ -282,10 +259,6 @@ class S3StorageDriver(StorageDriver):
     def marker_key(self, wiki: WikiResources) -> str:
         return self.namespace_prefix(wiki) + MARKER_NAME
 
-    def archive_key(self, wiki: WikiResources, archive_id: str, name: str) -> str:
-        check_archive_name(archive_id, name)
-        return f"{self.archive_prefix(wiki)}{archive_id}/{name}"
-
     # The driver contract ---------------------------------------------------------------
 
     def create(self, wiki: WikiResources) -> dict[str, Any]:
@@ -356,19 +329,29 @@ class S3StorageDriver(StorageDriver):
         with s3_errors(f"upload of {key} to bucket {bucket}"):
             self.client.put_object(Bucket=bucket, Key=key, Body=data)
 
-    def open_archive_writer(
-        self, wiki: WikiResources, archive_id: str, name: str
-    ) -> AbstractContextManager[BinaryIO]:
-        key = self.archive_key(wiki, archive_id, name)
-        return self._archive_writer(self.bucket_for(wiki), key)
-
-    def open_archive_reader(
-        self, wiki: WikiResources, archive_id: str, name: str
-    ) -> AbstractContextManager[BinaryIO]:
-        key = self.archive_key(wiki, archive_id, name)
-        return self._archive_reader(self.bucket_for(wiki), key)
-
-    # Buckets ---------------------------------------------------------------------------
+    def copy_files(self, source: WikiResources, target: WikiResources) -> dict[str, Any]:
+        source_bucket = self._existing_bucket(source)
+        target_bucket = self.bucket_for(target)
+        source_prefix = self.namespace_prefix(source)
+        target_prefix = self.namespace_prefix(target)
+        objects = size = 0
+        with s3_errors(f"listing of {source_prefix} in bucket {source_bucket}"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=source_bucket, Prefix=source_prefix
+            )
+            for page in pages:
+                for entry in page.get("Contents", []):
+                    if entry["Key"] == self.marker_key(source):
+                        continue
+                    key = target_prefix + entry["Key"][len(source_prefix) :]
+                    self.client.copy_object(
+                        Bucket=target_bucket,
+                        Key=key,
+                        CopySource={"Bucket": source_bucket, "Key": entry["Key"]},
+                    )
+                    objects += 1
+                    size += entry["Size"]
+        return {"objects": objects, "bytes": size}
 
     def _bucket_exists(self, bucket: str) -> bool:
         with s3_errors(f"check of bucket {bucket}"):
@@ -517,41 +500,6 @@ class S3StorageDriver(StorageDriver):
         if failures:
             raise _batch_error(bucket, failures)
         return len(batch) - len(errors)
-
-    # Archive streams -------------------------------------------------------------------
-
-    @contextmanager
-    def _archive_writer(self, bucket: str, key: str) -> Iterator[BinaryIO]:
-        # A spool, not a pipe to a multipart upload: nothing reaches the bucket unless the
-        # caller's block finishes, so a failed archive never leaves a half file behind.
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
-            yield spool  # type: ignore[misc]
-            if spool.closed:
-                raise PermanentError(f"archive stream for {key} was closed before upload")
-            spool.seek(0)
-            with s3_errors(f"upload of archive {key} to bucket {bucket}"):
-                self.client.upload_fileobj(spool, bucket, key, Config=TRANSFER_CONFIG)
-
-    @contextmanager
-    def _archive_reader(self, bucket: str, key: str) -> Iterator[BinaryIO]:
-        action = f"read of archive {key} from bucket {bucket}"
-        with s3_errors(action):
-            try:
-                response = self.client.get_object(Bucket=bucket, Key=key)
-            except boto_errors.ClientError as exc:
-                if _is_missing(exc):
-                    raise PermanentError(
-                        f"archive file {key} is missing from bucket {bucket!r}"
-                    ) from exc
-                raise
-        stream = io.BufferedReader(
-            _StreamingBodyReader(response["Body"]), buffer_size=READ_BUFFER_BYTES
-        )
-        try:
-            with s3_errors(action):
-                yield stream
-        finally:
-            stream.close()
 
 
 def _checked_prefix(prefix: str) -> str:

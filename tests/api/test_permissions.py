@@ -20,10 +20,12 @@ from farm import config
 from farm.api.tokens import token_create
 from farm.models import AuditEvent
 from farm.services import tag_create
-from provisioning import services
+from provisioning import runs, services
+from provisioning.drivers import database_driver
 from provisioning.models import Operation
+from provisioning.steps import wiki_resources
 from tests.api.conftest import API, example_path, session_client
-from tests.provisioning.helpers import run_pending
+from tests.provisioning.helpers import run_pending, run_runs
 
 pytestmark = pytest.mark.django_db
 
@@ -114,6 +116,7 @@ MATRIX = {
     ),
     "audit list": row("get", "/audit-events/", (401, 403, 403, 200, 200)),
     "audit detail": row("get", "/audit-events/<audit_event>/", (401, 403, 403, 200, 200)),
+    "audit stream": row("get", "/audit-events/stream/", (401, 403, 403, 200, 200)),
     "token list": row("get", "/tokens/", (401, 200, 200, 200, 200)),
     "token create": row(
         "post", "/tokens/", (401, 201, 201, 201, 201), {"name": "ci", "scope": "read"}
@@ -212,6 +215,49 @@ MATRIX = {
         "get", "/exports/dblists/all.dblist", (401, 403, 403, 200, 200), needs=("active",)
     ),
     "unknown dblist": row("get", "/exports/dblists/nope.dblist", (401, 403, 403, 404, 404)),
+    # Farm-wide runs: ops and auditors read them, only ops start or control them; a wiki
+    # admin is refused outright (runs span other admins' wikis).
+    "run list": row("get", "/runs/", (401, 403, 403, 200, 200), needs=("run",)),
+    "run create": row(
+        "post",
+        "/runs/",
+        (401, 403, 403, 201, 403),
+        {"kind": "backup", "selection": {"family": "default"}},
+        needs=("active",),
+    ),
+    "run preview": row(
+        "post",
+        "/runs/preview/",
+        (401, 403, 403, 200, 403),
+        {"kind": "backup", "selection": {"all": True}},
+        needs=("active",),
+    ),
+    "run detail": row("get", "/runs/<run>/", (401, 403, 403, 200, 200)),
+    "run items": row("get", "/runs/<run>/items/", (401, 403, 403, 200, 200)),
+    "run report": row("get", "/runs/<run>/report/", (401, 403, 403, 200, 200)),
+    "run report csv": row("get", "/runs/<run>/report/?format=csv", (401, 403, 403, 200, 200)),
+    "unknown run": row("get", "/runs/20260101T000000Z-00000000/", (401, 403, 403, 404, 404)),
+    "run halt": row("post", "/runs/<run>/halt/", (401, 403, 403, 200, 403)),
+    "run resume": row("post", "/runs/<halted_run>/resume/", (401, 403, 403, 200, 403)),
+    "run cancel": row("post", "/runs/<run>/cancel/", (401, 403, 403, 200, 403)),
+    "run retry failed": row("post", "/runs/<failed_run>/retry-failed/", (401, 403, 403, 200, 403)),
+    "halt finished run": row("post", "/runs/<failed_run>/halt/", (401, 403, 403, 409, 403)),
+    "inventory": row("post", "/inventory/", (401, 403, 403, 201, 403), {}),
+    # Restores are as the wiki: its admins see its backups and clone it, ops alone restore
+    # it in place.
+    "wiki backups": row("get", "/wikis/<active>/backups/", (401, 200, 404, 200, 200)),
+    "wiki restore": row(
+        "post",
+        "/wikis/<active>/restore/",
+        (401, 403, 404, 202, 403),
+        {"from": "<backup>", "confirm": "<active>"},
+    ),
+    "wiki clone": row(
+        "post",
+        "/wikis/<active>/clone/",
+        (401, 202, 404, 202, 403),
+        {"from": "<backup>", "new_id": "alphacopy"},
+    ),
 }
 
 
@@ -277,6 +323,37 @@ class World:
         return config.config_set(
             actor=self.users["ops"], layer="default", setting="wgRCMaxAge", value=7 * 86400
         ).pk
+
+    @cached_property
+    def run(self):
+        """A backup run of alice's wiki, queued (nothing works it off in these tests)."""
+        self.active  # noqa: B018
+        ops = self.users["ops"]
+        return runs.run_create(actor=ops, kind="backup", selection={"all": True}).pk
+
+    @cached_property
+    def halted_run(self):
+        runs.run_halt(actor=self.users["ops"], run_id=self.run)
+        return self.run
+
+    @cached_property
+    def failed_run(self):
+        """A finished run whose one wiki failed: its database went missing."""
+        wiki = self.factory.active(self.alice, "zeta")
+        database_driver().database_path(wiki_resources(wiki)).unlink()
+        run = runs.run_create(
+            actor=self.users["ops"], kind="backup", selection={"wiki_ids": ["zeta"]}
+        )
+        run_runs()
+        return run.pk
+
+    @cached_property
+    def backup(self):
+        """A backup of alice's wiki, by a run worked off: the id restores and clones name."""
+        self.active  # noqa: B018
+        run = runs.run_create(actor=self.users["ops"], kind="backup", selection={"all": True})
+        run_runs()
+        return run.pk
 
     def fill(self, value):
         """Replace each <thing> in a path or body by the id of that thing, made now."""

@@ -22,7 +22,7 @@ from rest_framework.test import APIClient
 
 from farm.models import Wiki
 from tests.api.conftest import API, session_client
-from tests.provisioning.helpers import run_pending
+from tests.provisioning.helpers import run_pending, run_runs
 from tests.services import service_unavailable
 
 pytestmark = pytest.mark.django_db
@@ -259,6 +259,7 @@ class DocShell:
             return f"{uuid.uuid4()}\n"
         handlers = {"curl": self.curl, "jq": lambda args: self.jq(args, stdin)}
         handlers["follow"] = self.follow
+        handlers["follow_run"] = self.follow_run
         assert program in handlers, f"the replay does not know `{program}`: teach it"
         return handlers[program](arguments)
 
@@ -321,13 +322,30 @@ class DocShell:
             run_pending()
         raise AssertionError(f"operation {url} never ended")
 
+    @staticmethod
+    def follow_run(arguments: list[str]) -> str:
+        """The docs' follow_run(): poll a run until it leaves pending and running; between
+        polls the `runs` workers' work is done."""
+        header, url = arguments
+        name, value = header.split(":", 1)
+        for _ in range(20):
+            response = Client().get(without_origin(url), headers={name: value.strip()})
+            state = response.json().get("state") if response.status_code == 200 else None
+            assert state, f"follow_run {url}: not a run: {response.content.decode()}"
+            if state not in ("pending", "running"):
+                failed = response.json()["progress"]["totals"]["failed"]
+                assert state == "finished" and not failed, f"run {url} {state}"
+                return f"{state}\n"
+            run_runs()
+        raise AssertionError(f"run {url} never ended")
+
 
 @pytest.fixture
 def worker_while_waiting(monkeypatch):
-    """`manage.py wiki ... --wait` sleeps between polls: the engine runs meanwhile."""
+    """`manage.py wiki|run ... --wait` sleep between polls: the engine runs meanwhile."""
     from provisioning.management.commands import wiki
 
-    monkeypatch.setattr(wiki.time, "sleep", lambda seconds: run_pending())
+    monkeypatch.setattr(wiki.time, "sleep", lambda seconds: (run_runs(), run_pending()))
     monkeypatch.delenv("FARM_CLI_ACTOR", raising=False)
 
 

@@ -508,3 +508,45 @@ def test_uploads_live_in_the_wikis_storage_namespace(mediawiki_farm, ops_user, a
     run_pending()
     assert not storage.exists()
     assert fetch(wiki)[0] == 410
+
+
+def test_migration_run_of_update_php_on_the_farm_wikis(
+    mediawiki_farm, ops_user, admin_user_a, monkeypatch
+):
+    """MediaWiki's own update.php as a farm-wide migration run: without a shell, once per
+    wiki with {wiki} substituted, recorded so that a rerun skips the wikis."""
+    from provisioning import runs
+    from provisioning.models import RunItemState, RunState
+    from tests.provisioning.helpers import run_runs
+
+    base, env, created = mediawiki_farm
+    tag = secrets.token_hex(3)
+    wiki_ids = [f"mwu{tag}", f"mwv{tag}"]
+    for wiki_id in wiki_ids:
+        create_wiki(admin_user_a, wiki_id, f"Update {wiki_id}", created)
+    # update.php reads the farm's LocalSettings.php as php -S does: the same environment.
+    for name in ("MW_CONFIG_FILE", "MW_INSTALL_PATH", "FARM_EXPORT_DIR", "FARM_MW_STATE_DIR",
+                 "FARM_MW_DB_USER", "FARM_MW_SECRET_KEY"):  # fmt: skip
+        monkeypatch.setenv(name, env[name])
+    params = {
+        "migration": f"mw-update-{tag}",
+        "command": f"php {MW_PATH / 'maintenance' / 'update.php'} --quick --wiki={{wiki}}",
+    }
+    run = runs.run_create(
+        actor=ops_user, kind="migrate", selection={"wiki_ids": wiki_ids}, params=params
+    )
+    run_runs()
+    run.refresh_from_db()
+    report = runs.report(run)
+    assert run.state == RunState.FINISHED and report["succeeded"] == 2, report
+    for item in report["items"]:
+        assert "Done" in item["output_tail"], item  # update.php's own last line
+    for wiki_id in wiki_ids:
+        status, html = page(base, wiki_id, "Main Page")
+        assert status == 200 and "MediaWiki has been installed" in html
+
+    rerun = runs.run_create(
+        actor=ops_user, kind="migrate", selection={"wiki_ids": wiki_ids}, params=params
+    )
+    run_runs()
+    assert set(rerun.items.values_list("state", flat=True)) == {RunItemState.SKIPPED}

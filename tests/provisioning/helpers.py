@@ -20,3 +20,22 @@ def run_pending(max_rounds: int = 50) -> list[Operation]:
             engine.run_operation(operation.pk)
             ran.append(operation)
     raise AssertionError("operations still pending after max_rounds")
+
+
+def run_runs(max_rounds: int = 500) -> None:
+    """Work off every active farm-wide run as the `runs` workers would: dispatch, run the
+    operations it started, again, until no run is pending or running."""
+    from provisioning import inventory, runs
+    from provisioning.models import ACTIVE_RUN_STATES, Run, RunKind
+
+    for _ in range(max_rounds):
+        active = list(Run.objects.filter(state__in=ACTIVE_RUN_STATES))
+        if not active:
+            return
+        for run in active:
+            if run.kind == RunKind.INVENTORY:
+                inventory.inventory_batch(run.pk)
+            else:
+                runs.dispatch(run.pk)
+        run_pending()
+    raise AssertionError("runs still active after max_rounds")

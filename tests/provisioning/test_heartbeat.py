@@ -24,7 +24,7 @@ def test_a_long_step_is_not_taken_over_by_the_sweeper(
         return real_step(ctx)
 
     monkeypatch.setitem(steps.STEP_FUNCTIONS["create"], "run_post_create_hook", slow_hook)
-    monkeypatch.setattr("provisioning.tasks.run_operation_task.delay", lambda *a: None)
+    monkeypatch.setattr("provisioning.tasks.run_operation_task.apply_async", lambda *a, **k: None)
     operation = services.wiki_create(
         actor=ops_user, wiki_id="alpha", family="default", sitename="A"
     )

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.django_db
 def requeued(monkeypatch) -> list[str]:
     """Operation ids the sweeper sends to the broker, recorded instead of sent."""
     sent: list[str] = []
-    monkeypatch.setattr(tasks.run_operation_task, "delay", sent.append)
+    monkeypatch.setattr(
+        tasks.run_operation_task, "apply_async", lambda args, **options: sent.append(args[0])
+    )
     return sent
 
 

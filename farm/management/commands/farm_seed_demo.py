@@ -1,8 +1,9 @@
 """Seed the embedded demo: users for each role, a second family and a few tags."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from farm.models import Family, Tag
 from farm.roles import AUDITOR, OPS, WIKI_ADMIN
@@ -20,6 +21,12 @@ class Command(BaseCommand):
     help = "Create the demo users, a Wikimedia-style family and some tags (idempotent)."
 
     def handle(self, *args, **options) -> None:
+        if not settings.FARM_DEMO:
+            # Its passwords are published (README, the login page): never in production.
+            raise CommandError(
+                "farm_seed_demo refuses to run with production settings (DATABASE_URL set or "
+                "DJANGO_DEBUG=0); set FARM_DEMO=1 to seed the demo users anyway."
+            )
         User = get_user_model()
         for username, role, password in DEMO_USERS:
             user, created = User.objects.get_or_create(username=username)

@@ -9,11 +9,13 @@ import time
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from farm import policies
 from farm import services as registry
 from farm.errors import ServiceError
 from farm.models import Wiki, WikiState
-from provisioning import services
-from provisioning.models import Operation, OperationState, UnarchiveRequest
+from provisioning import restores, services
+from provisioning.management.console import command_console, progress_bars
+from provisioning.models import Operation, OperationState, UnarchiveRequest, WikiUsage
 
 
 class Command(BaseCommand):
@@ -63,6 +65,19 @@ class Command(BaseCommand):
         actions.add_parser("abandon", help="abandon a wiki's failed create").add_argument("wiki_id")
         actions.add_parser("status", help="show a wiki and its operations").add_argument("wiki_id")
         actions.add_parser("list", help="list wikis")
+        actions.add_parser(
+            "backups", help="list what a wiki can be restored from: its backups and archive"
+        ).add_argument("wiki_id")
+        restore = actions.add_parser(
+            "restore", help="restore a wiki in place (ops), or as a new wiki with --as"
+        )
+        restore.add_argument("wiki_id")
+        restore.add_argument(
+            "--from", dest="source_id", required=True, help="a backup or archive id (`backups`)"
+        )
+        restore.add_argument("--as", dest="new_id", help="restore as a new wiki with this id")
+        restore.add_argument("--sitename", help="the new wiki's sitename (default: the source's)")
+        restore.add_argument("--confirm", help="the wiki id again; required to restore in place")
         for name in (
             "create",
             "close",
@@ -72,6 +87,7 @@ class Command(BaseCommand):
             "purge",
             "retry",
             "abandon",
+            "restore",
         ):
             actions.choices[name].add_argument(
                 "--wait", action="store_true", help="follow the operation until it ends"
@@ -182,6 +198,34 @@ class Command(BaseCommand):
         operation = self._open_operation(actor, options["wiki_id"])
         return services.operation_abandon(actor=actor, operation_id=operation.pk)
 
+    def _backups(self, actor, options) -> None:
+        wiki = policies.visible_wiki(actor, options["wiki_id"])
+        for source in restores.restore_sources(wiki):
+            details = (
+                f"{source['backup_kind']:<16} {source['created_at'][:19]}  {source['bytes']} bytes"
+                if source["kind"] == "backup"
+                else "the wiki's archive"
+            )
+            self.stdout.write(f"{source['id']}  {source['kind']:<7} {details}")
+
+    def _restore(self, actor, options):
+        if options["new_id"] is None:
+            return restores.wiki_restore(
+                actor=actor,
+                wiki_id=options["wiki_id"],
+                source_id=options["source_id"],
+                confirm=options["confirm"],
+            )
+        if options["confirm"] is not None:
+            raise CommandError("--confirm is for a restore in place; --as makes a new wiki")
+        return restores.wiki_clone(
+            actor=actor,
+            wiki_id=options["wiki_id"],
+            source_id=options["source_id"],
+            new_id=options["new_id"],
+            sitename=options["sitename"],
+        )
+
     def _status(self, actor, options) -> None:
         wiki = Wiki.objects.for_user(actor).filter(pk=options["wiki_id"]).first()
         if wiki is None:
@@ -192,6 +236,9 @@ class Command(BaseCommand):
             f"{wiki.id}: {wiki.state}{' (read-only)' if read_only else ''}, "
             f"family {wiki.family}, database {wiki.database_name}, storage {wiki.storage_prefix}"
         )
+        self.stdout.write(f"size class {wiki.size_class}: {self._usage(wiki)}")
+        if wiki.cloned_from:
+            self.stdout.write(f"cloned from {json.dumps(wiki.cloned_from)}")
         if wiki.purge_receipt:
             self.stdout.write("purge receipt: " + json.dumps(wiki.purge_receipt, indent=2))
         for operation in wiki.operations.order_by("created_at"):
@@ -208,23 +255,34 @@ class Command(BaseCommand):
                 f"{wiki.id:<32} {wiki.state:<12} {wiki.family.name:<12} {wiki.sitename}"
             )
 
+    @staticmethod
+    def _usage(wiki: Wiki) -> str:
+        usage = WikiUsage.objects.filter(wiki=wiki).first()
+        if usage is None:
+            return "never inspected (`manage.py run inventory`)"
+        if usage.error:
+            return f"not inspectable at {usage.inspected_at:%Y-%m-%d %H:%M}: {usage.error}"
+        return (
+            f"{usage.pages} pages, {usage.database_bytes} database bytes, "
+            f"{usage.storage_objects} files ({usage.storage_bytes} bytes), "
+            f"{usage.search_documents} search documents, "
+            f"inspected {usage.inspected_at:%Y-%m-%d %H:%M}"
+        )
+
     def _follow(self, operation: Operation, poll: float = 0.2) -> None:
-        """Print progress until the operation ends; exit non-zero if it failed."""
-        shown = None
-        while True:
-            operation.refresh_from_db()
-            total = len(operation.steps)
-            done = sum(1 for step in operation.steps if step["status"] == "done")
-            bar = "#" * done + "." * (total - done)
-            line = f"[{bar}] {done}/{total} {operation.state} {operation.current_step}"
-            if line != shown:
-                self.stdout.write(line)
-                shown = line
-            if operation.state == OperationState.SUCCEEDED:
-                return
-            if operation.state in (OperationState.FAILED, OperationState.ABANDONED):
-                raise CommandError(
-                    f"{operation.kind} of {operation.wiki_ref} {operation.state} at "
-                    f"{operation.failed_step}: {operation.error}"
-                )
-            time.sleep(poll)
+        """A bar of the operation's steps until it ends; exit non-zero if it failed."""
+        with progress_bars(command_console(self.stdout), label_width=0) as progress:
+            bar = progress.add_task(f"{operation.kind} {operation.wiki_ref}", detail="")
+            while True:
+                operation.refresh_from_db()
+                done = sum(1 for step in operation.steps if step["status"] == "done")
+                detail = f"{operation.state} {operation.current_step}".rstrip()
+                progress.update(bar, total=len(operation.steps), completed=done, detail=detail)
+                if operation.state not in (OperationState.PENDING, OperationState.RUNNING):
+                    break
+                time.sleep(poll)
+        if operation.state in (OperationState.FAILED, OperationState.ABANDONED):
+            raise CommandError(
+                f"{operation.kind} of {operation.wiki_ref} {operation.state} at "
+                f"{operation.failed_step}: {operation.error}"
+            )

@@ -36,8 +36,10 @@ def files_under(folder: Path) -> dict[str, bytes]:
 
 
 def write_archive(driver, resources, name: str, data: bytes, archive_id=ARCHIVE_ID) -> None:
-    with driver.open_archive_writer(resources, archive_id, name) as stream:
-        stream.write(data)
+    """An archive file where the archive storage (provisioning/sinks.py) puts it."""
+    folder = driver.root / "archives" / resources.wiki_id / archive_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data)
 
 
 # -- create, archive, restore, inspect ---------------------------------------------------
@@ -144,70 +146,116 @@ def test_put_file_does_not_follow_a_symlink_out_of_the_namespace(driver, tmp_pat
     assert list(outside.iterdir()) == []
 
 
-# -- archive files -----------------------------------------------------------------------
+def test_inspect_counts_the_archive_files_apart_from_the_namespace(driver):
+    driver.create(wiki())
+    write_archive(driver, wiki(), "manifest.json", b"{}")
+    write_archive(
+        driver, wiki(), "database.sql.gz", b"dump", archive_id="20260202T000000Z-deadbeef"
+    )
+    write_archive(driver, wiki("abc"), "manifest.json", b"not ours")
+
+    seen = driver.inspect(wiki())
+
+    assert seen.counts == {"objects": 1, "archive_objects": 2}
+    assert seen.details == {"archive_bytes": 6}
 
 
-def test_archive_writer_and_reader_round_trip(driver):
-    write_archive(driver, wiki(), "database.sql.gz", b"dump bytes")
-
-    path = driver.root / "archives" / "ab" / ARCHIVE_ID / "database.sql.gz"
-    assert path.read_bytes() == b"dump bytes"
-    with driver.open_archive_reader(wiki(), ARCHIVE_ID, "database.sql.gz") as stream:
-        assert stream.read() == b"dump bytes"
-    assert driver.inspect(wiki()).counts["archive_objects"] == 1
+# -- copy_files --------------------------------------------------------------------------
 
 
-def test_an_archive_writer_that_raises_publishes_nothing(driver):
-    write_archive(driver, wiki(), "manifest.json", b"old")
+def test_copy_files_copies_every_file_but_the_marker(driver):
+    source, target = wiki("ab", title="Source"), wiki("cd", title="Clone")
+    driver.create(source)
+    driver.create(target)
+    uploads = {
+        "images/a/ab/Cat.png": b"\x89PNG" + bytes(range(256)) * 40,
+        "images/thumb/a/ab/Cat.png/120px-Cat.png": b"thumb",
+        "README": b"hello",
+        "empty.txt": b"",
+    }
+    for relative_path, data in uploads.items():
+        driver.put_file(source, relative_path, data)
+    target_marker = (driver.root / "wikis" / "cd" / MARKER_NAME).read_bytes()
+    source_before = files_under(driver.root / "wikis" / "ab")
 
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        with driver.open_archive_writer(wiki(), ARCHIVE_ID, "manifest.json") as stream:
-            stream.write(b"new but incomplete")
-            raise RuntimeError("disk on fire")
-    with pytest.raises(ValueError):
-        with driver.open_archive_writer(wiki(), ARCHIVE_ID, "search.ndjson.gz") as stream:
-            stream.write(b"half")
-            raise ValueError
+    result = driver.copy_files(source, target)
 
-    folder = driver.root / "archives" / "ab" / ARCHIVE_ID
-    assert files_under(folder) == {"manifest.json": b"old"}
-
-
-def test_an_archive_file_is_invisible_until_the_writer_closes(driver):
-    with driver.open_archive_writer(wiki(), ARCHIVE_ID, "database.sql.gz") as stream:
-        stream.write(b"partial")
-        with pytest.raises(PermanentError, match="does not exist"):
-            with driver.open_archive_reader(wiki(), ARCHIVE_ID, "database.sql.gz"):
-                pass
-    with driver.open_archive_reader(wiki(), ARCHIVE_ID, "database.sql.gz") as stream:
-        assert stream.read() == b"partial"
+    assert result == {"objects": 4, "bytes": sum(len(data) for data in uploads.values())}
+    assert files_under(driver.root / "wikis" / "cd") == {**uploads, MARKER_NAME: target_marker}
+    assert json.loads(target_marker)["wiki_id"] == "cd"  # the clone keeps its own marker
+    assert files_under(driver.root / "wikis" / "ab") == source_before
 
 
-@pytest.mark.parametrize(
-    ("archive_id", "name"),
-    [
-        ("../../wikis/abc", "x"),
-        ("20260101T120000Z-0123abcd/..", "x"),
-        (ARCHIVE_ID, "../manifest.json"),
-        (ARCHIVE_ID, "a/b"),
-        (ARCHIVE_ID, ".hidden"),
-        (ARCHIVE_ID, ""),
-    ],
-)
-def test_archive_names_that_could_escape_are_refused(driver, tmp_path, archive_id, name):
-    with pytest.raises(PermanentError, match="breaks the rule"):
-        with driver.open_archive_writer(wiki(), archive_id, name) as stream:
-            stream.write(b"x")
-    with pytest.raises(PermanentError, match="breaks the rule"):
-        with driver.open_archive_reader(wiki(), archive_id, name):
-            pass
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+def test_copy_files_again_overwrites_and_gives_the_same_result(driver):
+    source, target = wiki("ab"), wiki("cd")
+    driver.create(source)
+    driver.create(target)
+    driver.put_file(source, "a/page.txt", b"from the source")
+    driver.put_file(target, "a/page.txt", b"stale copy in the target")
+    driver.put_file(target, "only-in-target.txt", b"kept")
+
+    first = driver.copy_files(source, target)
+    again = driver.copy_files(source, target)
+
+    assert first == again == {"objects": 1, "bytes": 15}
+    copied = files_under(driver.root / "wikis" / "cd")
+    assert copied["a/page.txt"] == b"from the source"
+    assert copied["only-in-target.txt"] == b"kept"
+    assert not [name for name in copied if name.endswith(".tmp")]
 
 
-def test_reading_a_missing_archive_file_is_refused(driver):
-    with pytest.raises(PermanentError, match="does not exist"):
-        with driver.open_archive_reader(wiki(), ARCHIVE_ID, "manifest.json"):
-            pass
+def test_copy_files_of_ab_takes_nothing_of_abc_and_touches_no_other_wiki(driver):
+    for wiki_id in ("ab", "abc", "cd", "ef"):
+        driver.create(wiki(wiki_id))
+        driver.put_file(wiki(wiki_id), "page.txt", wiki_id.encode())
+    write_archive(driver, wiki("ab"), "manifest.json", b"{}")
+    before = {
+        wiki_id: files_under(driver.root / "wikis" / wiki_id) for wiki_id in ("ab", "abc", "ef")
+    }
+
+    assert driver.copy_files(wiki("ab"), wiki("cd")) == {"objects": 1, "bytes": 2}
+
+    assert files_under(driver.root / "wikis" / "cd")["page.txt"] == b"ab"
+    for wiki_id, files in before.items():
+        assert files_under(driver.root / "wikis" / wiki_id) == files
+    assert driver.inspect(wiki("cd")).counts == {"objects": 2, "archive_objects": 0}
+
+
+def test_copy_files_keeps_files_named_like_temporary_files(driver):
+    # Only the driver's own half-written files (.<name>.<random>.tmp) are left behind.
+    source, target = wiki("ab"), wiki("cd")
+    driver.create(source)
+    driver.create(target)
+    driver.put_file(source, "notes.tmp", b"a wiki upload that ends in .tmp")
+    namespace = driver.root / "wikis" / "ab"
+    (namespace / ".page.txt.k2j3h4.tmp").write_bytes(b"half written")
+
+    assert driver.copy_files(source, target)["objects"] == 1
+    assert set(files_under(driver.root / "wikis" / "cd")) == {MARKER_NAME, "notes.tmp"}
+
+
+def test_copy_files_does_not_follow_symlinks_in_the_source(driver, tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "secret.txt").write_bytes(b"not the wiki's")
+    source, target = wiki("ab"), wiki("cd")
+    driver.create(source)
+    driver.create(target)
+    driver.put_file(source, "page.txt", b"ours")
+    namespace = driver.root / "wikis" / "ab"
+    (namespace / "linked-folder").symlink_to(precious)
+    (namespace / "linked-file.txt").symlink_to(precious / "secret.txt")
+
+    assert driver.copy_files(source, target) == {"objects": 1, "bytes": 4}
+    assert set(files_under(driver.root / "wikis" / "cd")) == {MARKER_NAME, "page.txt"}
+
+
+def test_copy_files_of_a_wiki_without_files_copies_nothing(driver):
+    driver.create(wiki("ab"))
+    driver.create(wiki("cd"))
+
+    assert driver.copy_files(wiki("ab"), wiki("cd")) == {"objects": 0, "bytes": 0}
+    assert set(files_under(driver.root / "wikis" / "cd")) == {MARKER_NAME}
 
 
 # -- purge -------------------------------------------------------------------------------

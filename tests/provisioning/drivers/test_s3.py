@@ -7,9 +7,7 @@ delete markers. moto's server on loopback covers behaviour that does not depend 
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -70,23 +68,18 @@ def all_versions(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
     return entries
 
 
-def write_random_archive(driver: S3StorageDriver, wiki: WikiResources, size: int) -> str:
-    """Stream `size` random bytes into an archive file; return their sha256."""
-    digest = hashlib.sha256()
-    with driver.open_archive_writer(wiki, ARCHIVE_ID, "database.sql.gz") as sink:
-        for _ in range(size // MiB):
-            chunk = os.urandom(MiB)
-            digest.update(chunk)
-            sink.write(chunk)
-    return digest.hexdigest()
+def put_archive_file(client: Any, bucket: str, wiki_id: str, name: str, body: bytes) -> None:
+    """An archive file where the archive storage (provisioning/sinks.py) puts it."""
+    client.put_object(Bucket=bucket, Key=f"archives/{wiki_id}/{ARCHIVE_ID}/{name}", Body=body)
 
 
-def read_archive_sha256(driver: S3StorageDriver, wiki: WikiResources) -> str:
-    digest = hashlib.sha256()
-    with driver.open_archive_reader(wiki, ARCHIVE_ID, "database.sql.gz") as source:
-        while chunk := source.read(MiB):
-            digest.update(chunk)
-    return digest.hexdigest()
+def keys_under(client: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:
+    """Every current object under `prefix` with its bytes."""
+    found = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for entry in page.get("Contents", []):
+            found[entry["Key"]] = client.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+    return found
 
 
 # Swift -------------------------------------------------------------------------------
@@ -124,8 +117,7 @@ def test_full_cycle_on_a_versioned_bucket(swift_driver: S3StorageDriver, swift_c
 
     swift_driver.put_file(wiki, "images/a/ab/Logo.png", b"png" * 1000)
     swift_driver.put_file(wiki, "readme.txt", b"hello")
-    written = write_random_archive(swift_driver, wiki, 10 * MiB)  # above the multipart size
-    assert read_archive_sha256(swift_driver, wiki) == written
+    put_archive_file(swift_client, bucket, "alpha", "database.sql.gz", b"d" * MiB)
 
     marker_size = marker["ContentLength"]
     inventory = {"objects": 3, "bytes": marker_size + 3000 + 5}
@@ -134,7 +126,7 @@ def test_full_cycle_on_a_versioned_bucket(swift_driver: S3StorageDriver, swift_c
     assert inspection.exists
     assert inspection.bytes == inventory["bytes"]
     assert inspection.counts == {"objects": 3, "archive_objects": 1}
-    assert inspection.details["archive_bytes"] == 10 * MiB
+    assert inspection.details["archive_bytes"] == MiB
 
     swift_client.delete_object(Bucket=bucket, Key="wikis/alpha/.wiki-farm.json")
     assert not swift_driver.inspect(wiki).exists
@@ -189,8 +181,7 @@ def test_purge_of_ab_leaves_abc_intact(swift_driver: S3StorageDriver, swift_clie
     for wiki in (ab, abc):
         swift_driver.create(wiki)
         swift_driver.put_file(wiki, "page.txt", wiki.wiki_id.encode())
-        with swift_driver.open_archive_writer(wiki, ARCHIVE_ID, "manifest.json") as sink:
-            sink.write(b"{}")
+        put_archive_file(swift_client, swift_driver.bucket, wiki.wiki_id, "manifest.json", b"{}")
     abc_before = swift_driver.inspect(abc)
 
     assert swift_driver.purge(ab) == {"objects_deleted": 2, "archive_objects_deleted": 1}
@@ -220,8 +211,7 @@ def test_bucket_per_wiki(swift_options: dict[str, str], swift_client: Any):
     )
     driver.put_file(wiki, "a.txt", b"one")
     driver.put_file(wiki, "a.txt", b"two")
-    with driver.open_archive_writer(wiki, ARCHIVE_ID, "manifest.json") as sink:
-        sink.write(b"{}")
+    put_archive_file(swift_client, wiki_bucket, "gamma", "manifest.json", b"{}")
     assert driver.inspect(wiki).counts == {"objects": 2, "archive_objects": 1}
 
     assert driver.purge(wiki) == {
@@ -257,13 +247,73 @@ def test_bucket_per_wiki_purge_keeps_objects_the_farm_did_not_write(
     assert [entry["Key"] for entry in remaining] == ["someone-else/notes.txt"]
 
 
+CLONE_UPLOADS = {
+    "images/a/ab/Logo.png": bytes(range(256)) * 64,
+    "images/thumb/a/ab/Logo.png/120px-Logo.png": b"thumb",
+    "images/c/ca/Café au lait (2).png": b"a key that needs quoting in CopySource",
+    "empty.txt": b"",
+}
+
+
+def fill_source_and_neighbours(driver: S3StorageDriver) -> None:
+    """Wiki ab with CLONE_UPLOADS and an archive file, its neighbour abc, the target cd."""
+    for wiki_id in ("ab", "abc", "cd"):
+        driver.create(make_wiki(wiki_id, title=wiki_id))
+    for relative_path, data in CLONE_UPLOADS.items():
+        driver.put_file(make_wiki("ab"), relative_path, data)
+    driver.put_file(make_wiki("abc"), "page.txt", b"abc's own")
+
+
+def assert_cloned(client: Any, bucket: str, before: dict[str, bytes]) -> None:
+    copied = keys_under(client, bucket, "wikis/cd/")
+    marker = json.loads(copied.pop(f"wikis/cd/{MARKER_NAME}"))
+    assert marker == {"title": "cd", "wiki_id": "cd"}  # the clone keeps its own marker
+    assert copied == {f"wikis/cd/{path}": data for path, data in CLONE_UPLOADS.items()}
+    assert keys_under(client, bucket, "wikis/ab") == before  # ab and abc as they were
+
+
 @pytest.mark.swift
-def test_missing_archive_file_is_permanent(swift_driver: S3StorageDriver):
-    wiki = make_wiki("epsilon")
-    swift_driver.create(wiki)
-    with pytest.raises(PermanentError, match="missing"):
-        with swift_driver.open_archive_reader(wiki, ARCHIVE_ID, "database.sql.gz"):
-            pass
+def test_copy_files_on_swift(swift_driver: S3StorageDriver, swift_client: Any):
+    fill_source_and_neighbours(swift_driver)
+    bucket = swift_driver.bucket
+    put_archive_file(swift_client, bucket, "ab", "manifest.json", b"{}")
+    before = keys_under(swift_client, bucket, "wikis/ab")
+
+    result = swift_driver.copy_files(make_wiki("ab"), make_wiki("cd"))
+
+    assert result == {
+        "objects": len(CLONE_UPLOADS),
+        "bytes": sum(len(data) for data in CLONE_UPLOADS.values()),
+    }
+    assert_cloned(swift_client, bucket, before)
+    assert swift_driver.copy_files(make_wiki("ab"), make_wiki("cd")) == result  # idempotent
+    assert_cloned(swift_client, bucket, before)
+    assert swift_driver.inspect(make_wiki("cd")).counts == {
+        "objects": len(CLONE_UPLOADS) + 1,
+        "archive_objects": 0,
+    }
+
+
+@pytest.mark.swift
+def test_copy_files_between_buckets_per_wiki(swift_options: dict[str, str], swift_client: Any):
+    driver = S3StorageDriver(
+        bucket=unique_bucket(), bucket_per_wiki=True, addressing_style="path", **swift_options
+    )
+    source, target = make_wiki("ab"), make_wiki("cd")
+    driver.create(source)
+    driver.create(target)
+    driver.put_file(source, "images/x/xy/Page.png", b"png bytes")
+
+    assert driver.copy_files(source, target) == {"objects": 1, "bytes": 9}
+
+    assert keys_under(swift_client, driver.bucket_for(target)) == {
+        "wikis/cd/.wiki-farm.json": b'{"wiki_id": "cd"}',
+        "wikis/cd/images/x/xy/Page.png": b"png bytes",
+    }
+    assert set(keys_under(swift_client, driver.bucket_for(source))) == {
+        "wikis/ab/.wiki-farm.json",
+        "wikis/ab/images/x/xy/Page.png",
+    }
 
 
 @pytest.mark.swift
@@ -331,28 +381,6 @@ def test_create_put_inspect_purge_on_moto(moto_driver: S3StorageDriver):
     assert moto_driver.purge(wiki) == {"objects_deleted": 0, "archive_objects_deleted": 0}
 
 
-def test_writer_that_fails_publishes_nothing(moto_driver: S3StorageDriver):
-    wiki = make_wiki("iota")
-    moto_driver.create(wiki)
-    with pytest.raises(RuntimeError, match="dump broke"):
-        with moto_driver.open_archive_writer(wiki, ARCHIVE_ID, "database.sql.gz") as sink:
-            sink.write(b"partial dump")
-            raise RuntimeError("dump broke")
-    assert moto_driver.inspect(wiki).counts["archive_objects"] == 0
-    with pytest.raises(PermanentError, match="missing"):
-        with moto_driver.open_archive_reader(wiki, ARCHIVE_ID, "database.sql.gz"):
-            pass
-
-
-def test_archive_reader_reads_lines(moto_driver: S3StorageDriver):
-    wiki = make_wiki("kappa")
-    moto_driver.create(wiki)
-    with moto_driver.open_archive_writer(wiki, ARCHIVE_ID, "search.ndjson") as sink:
-        sink.write(b'{"a": 1}\n{"a": 2}\n')
-    with moto_driver.open_archive_reader(wiki, ARCHIVE_ID, "search.ndjson") as source:
-        assert [json.loads(line) for line in source] == [{"a": 1}, {"a": 2}]
-
-
 def test_archive_of_a_wiki_whose_bucket_is_gone_is_permanent(moto_driver: S3StorageDriver):
     with pytest.raises(PermanentError, match="does not exist"):
         moto_driver.archive(make_wiki("lambda"))
@@ -411,9 +439,29 @@ def test_bucket_per_wiki_name_is_validated():
         driver.create(make_wiki("xi"))
 
 
-def test_archive_names_are_checked(moto_driver: S3StorageDriver):
-    wiki = make_wiki("omicron")
-    with pytest.raises(PermanentError, match="archive id"):
-        moto_driver.open_archive_writer(wiki, "../../wikis/other", "dump.sql")
-    with pytest.raises(PermanentError, match="archive file"):
-        moto_driver.open_archive_reader(wiki, ARCHIVE_ID, "../escape")
+def test_copy_files_on_moto(moto_driver: S3StorageDriver, moto_options: dict[str, str]):
+    client = raw_client(moto_options)
+    fill_source_and_neighbours(moto_driver)
+    moto_driver.put_file(make_wiki("cd"), "images/a/ab/Logo.png", b"stale, overwritten")
+    before = keys_under(client, moto_driver.bucket, "wikis/ab")
+
+    result = moto_driver.copy_files(make_wiki("ab"), make_wiki("cd"))
+
+    assert result["objects"] == len(CLONE_UPLOADS)
+    assert_cloned(client, moto_driver.bucket, before)
+
+
+def test_copy_files_from_a_wiki_whose_bucket_is_gone_is_permanent(moto_driver: S3StorageDriver):
+    with pytest.raises(PermanentError, match="does not exist"):
+        moto_driver.copy_files(make_wiki("ab"), make_wiki("cd"))
+
+
+def test_copy_files_into_a_missing_bucket_is_permanent(moto_options: dict[str, str]):
+    driver = S3StorageDriver(
+        bucket=unique_bucket(), bucket_per_wiki=True, addressing_style="path", **moto_options
+    )
+    driver.create(make_wiki("ab"))
+    driver.put_file(make_wiki("ab"), "page.txt", b"x")
+
+    with pytest.raises(PermanentError, match="NoSuchBucket"):
+        driver.copy_files(make_wiki("ab"), make_wiki("cd"))  # cd was never created
