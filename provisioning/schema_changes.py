@@ -21,7 +21,7 @@ from django.conf import settings
 from farm.errors import InvalidInput
 from provisioning.drivers import database_driver
 from provisioning.drivers.base import PermanentError, TransientError, WikiResources, hook_argv
-from provisioning.drivers.schema import render_schema
+from provisioning.drivers.schema import render_sql
 
 # Characters that mean something to a shell: a command that holds them was written for one,
 # and running it without a shell would not do what its author meant.
@@ -91,10 +91,12 @@ def apply_sql_file(wiki: WikiResources, path: str, sha256: str) -> dict[str, Any
             f"has {sha256}); start a new run for the new file"
         )
     database = database_driver()
-    sql = render_schema(
-        path,
-        table_prefix=getattr(database, "table_prefix", ""),
-        table_options=getattr(database, "table_options", ""),
+    # The bytes whose hash was just checked, not a second read of the file.
+    sql = render_sql(
+        content.decode("utf-8", "replace"),
+        table_prefix=database.table_prefix,
+        table_options=database.table_options,
+        source=f"migration file {path}",
     )
     started = time.monotonic()
     result = database.apply_sql(wiki, sql)

@@ -393,9 +393,7 @@ def skip_if_backup_not_wanted(step: StepFunction) -> StepFunction:
 
 def _refuse_foreign_database(ctx: StepContext) -> None:
     """A clone's database is new: one that exists already was not made by this operation."""
-    if ctx.touched_before:
-        return
-    if database_driver().inspect(ctx.resources).exists:
+    if not ctx.touched_before and database_driver().inspect(ctx.resources).exists:
         raise ResourceConflict(
             f"database {ctx.wiki.database_name} already exists and was not created by this "
             "operation; reconcile or rename before retrying"

@@ -132,7 +132,8 @@ class DatabaseDriver(ABC):
 
     @abstractmethod
     def inspect(self, wiki: WikiResources) -> Inspection:
-        """exists, bytes, counts {"tables": n, "pages": n} and details {"table_rows": {...}}."""
+        """exists, bytes, counts {"tables": n, "pages": n (exact)}, and details: last_edit
+        (ISO-8601 or None) and table_rows (SQLite, exact) or table_rows_estimate (MariaDB)."""
 
     @abstractmethod
     def apply_sql(self, wiki: WikiResources, sql: str) -> dict[str, Any]:

@@ -1,36 +1,45 @@
-"""A MariaDB database per wiki, through mysqlclient (MySQLdb).
+"""A MariaDB database per wiki, through mysqlclient (MySQLdb) and the server's own dump tool.
 
 Admin credentials come only from the connection URL (`FARM_DB_URL`, or one URL per cluster
 in `FARM_DB_CLUSTERS`). A wiki's database lives on the cluster named in `wiki.cluster`.
 Database names are checked against `DATABASE_NAME_RE` again here and always quoted, and
 nothing is dropped whose name was not derived from the `WikiResources` given.
 
-Dump format (what `archive` writes and `restore` reads), plain UTF-8 text, one line each:
+Dump format 2 (what `archive` writes): `mariadb-dump` (mariadb-client) run without a shell,
+its credentials in a private option file, its output framed by two lines of our own:
 
-    -- wiki-farm-portal mariadb dump 1
-    CREATE TABLE `page` (...) ENGINE=InnoDB DEFAULT CHARSET=binary;
-    INSERT INTO `page` (`page_id`,`page_title`,...) VALUES (1,X'4d61696e',...),(...);
-    -- end of dump: 6 tables
+    -- wiki-farm-portal mariadb-dump 2
+    /*!40101 SET NAMES binary */;
+    DROP TABLE IF EXISTS `page`;
+    CREATE TABLE `page` (
+      ...
+    ) ENGINE=InnoDB DEFAULT CHARSET=binary;
+    INSERT INTO `page` VALUES (1,0,'Main_Page',...);
+    -- end of dump: 58 tables
 
-Every statement is on a single line ending in `;`, so both sides stream it line by line.
-That holds because no value carries a raw line break: numbers are written as the server's
-own text, binary strings (and BIT, temporal values) as hex literals `X'..'`, character
-strings as `_utf8mb4 X'..'` (which also makes quoting and backslash escaping moot), and the
-line breaks of `SHOW CREATE TABLE` are layout only (it escapes those inside strings as
-`\\n`). An INSERT holds at most `INSERT_BATCH_ROWS` rows and about `INSERT_BATCH_BYTES`,
-but always one whole row: a row whose hex text exceeds the restoring server's
-`max_allowed_packet` (16 MiB by default, so a value over about 8 MiB) cannot be restored.
-`restore` runs only `CREATE TABLE` and `INSERT INTO` statements on unqualified table names
-and requires the end line, so a truncated dump fails instead of restoring half a wiki.
-Only base tables are dumped: a database with views, triggers or routines is refused.
+The tool reads one snapshot (`--single-transaction`) and writes one row per INSERT line
+(`--skip-extended-insert`; values are escaped, so no row holds a raw line break), which
+is how `archive` counts each table's rows of that snapshot as the lines pass, without a
+query of its own. With `--default-character-set=binary` every value travels as its stored
+bytes. The end line is written only after the tool exited 0. `restore` accepts only the
+statement kinds the tool writes for base tables, on unqualified names in the wiki's own
+database, with literal values only, and sends consecutive rows of a table as multi-row
+INSERTs of about `INSERT_BATCH_BYTES`. A database with views, triggers or routines is
+refused: the dump holds base tables only.
+
+Dump format 1, written by this driver's earlier Python dumper, still restores: one
+statement per line, `CREATE TABLE` and `INSERT INTO` only, every value a number or a hex
+literal, and the same end line.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -38,7 +47,7 @@ from urllib.parse import unquote, urlsplit
 
 import MySQLdb
 import MySQLdb.cursors
-from MySQLdb.constants import FIELD_TYPE, FLAG
+from MySQLdb.constants import ER
 
 from provisioning.drivers.base import (
     DATABASE_NAME_RE,
@@ -49,18 +58,39 @@ from provisioning.drivers.base import (
     WikiResources,
     hook_argv,
 )
-from provisioning.drivers.schema import render_schema, schema_tables, split_statements
+from provisioning.drivers.schema import (
+    mediawiki_timestamp,
+    render_schema,
+    schema_tables,
+    split_statements,
+)
 
 # MediaWiki's own default $wgDBTableOptions: binary strings, whatever the server defaults to.
 TABLE_OPTIONS = "ENGINE=InnoDB, DEFAULT CHARSET=binary"
-DUMP_HEADER = b"-- wiki-farm-portal mariadb dump 1\n"
+DUMP_HEADER = b"-- wiki-farm-portal mariadb-dump 2\n"
+FORMAT_1_HEADER = b"-- wiki-farm-portal mariadb dump 1\n"
 DUMP_FOOTER_PREFIX = b"-- end of dump: "
-INSERT_BATCH_ROWS = 500
+DUMP_TOOL = "mariadb-dump"
+DUMP_TOOL_OPTIONS = (
+    "--single-transaction",  # one consistent snapshot, and no table locks
+    "--quick",  # rows stream through the tool, never a whole table in its memory
+    "--skip-extended-insert",  # one row per line: rows are counted as lines
+    "--default-character-set=binary",  # values as their stored bytes, converted nowhere
+    # Restore loads into a database it has just created: dropping each table first, or
+    # DISABLE KEYS (which InnoDB ignores), would cost a statement per table for nothing.
+    "--skip-add-drop-table",
+    "--skip-disable-keys",
+    "--skip-comments",
+    "--skip-add-locks",
+    "--skip-lock-tables",
+    "--no-tablespaces",
+    "--skip-triggers",
+)
 INSERT_BATCH_BYTES = 1024 * 1024
+SINK_WRITE_BYTES = 1024 * 1024  # the tool's lines reach the sink in chunks of about this
+ERROR_TAIL_CHARS = 2000
 CONNECT_TIMEOUT_SECONDS = 10
 HOOK_TIMEOUT_SECONDS = 600
-# A streamed dump waits on the sink (an upload, say); the server must not give up on us.
-DUMP_NET_WRITE_TIMEOUT_SECONDS = 3600
 
 # Error codes worth retrying: the server is away, busy or lost the connection, or the
 # statement waited on a lock. Everything else will fail the same way next time.
@@ -75,26 +105,63 @@ TRANSIENT_ERROR_CODES = {
     2006,  # server has gone away
     2013,  # lost connection during query
 }
-NUMERIC_TYPES = {
-    FIELD_TYPE.DECIMAL,
-    FIELD_TYPE.NEWDECIMAL,
-    FIELD_TYPE.TINY,
-    FIELD_TYPE.SHORT,
-    FIELD_TYPE.LONG,
-    FIELD_TYPE.INT24,
-    FIELD_TYPE.LONGLONG,
-    FIELD_TYPE.FLOAT,
-    FIELD_TYPE.DOUBLE,
-    FIELD_TYPE.YEAR,
+# How the dump tool names a server error: `Got error: 2013: ...`, `Error 2013: ...`, `(2013)`.
+TOOL_ERROR_CODE_RE = re.compile(r"(?:[Ee]rror:? |\()([0-9]{4})\b")
+
+# -- what a dump may hold ----------------------------------------------------------------
+TABLE_NAME = rb"`((?:[^`]|``)+)`"
+LITERAL = (
+    rb"(?:NULL|-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|0x[0-9A-Fa-f]+"
+    rb"|'[^'\\]*(?:\\.[^'\\]*)*')"
+)
+# The values of one row, as the tool writes them: literals only, so no expression, function
+# call or subquery can reach beyond the row.
+ROW_VALUES_RE = re.compile(rb"\(" + LITERAL + rb"(?:," + LITERAL + rb")*\)", re.DOTALL)
+# Session settings the tool saves, sets and restores around a dump; nothing global.
+SESSION_VARIABLE = (
+    rb"(?i:character_set_client|character_set_results|collation_connection|time_zone"
+    rb"|unique_checks|foreign_key_checks|sql_mode|sql_notes)"
+)
+SET_ASSIGNMENT = (
+    rb"(?:NAMES \w+|(?:@\w+|" + SESSION_VARIABLE + rb") *= *(?:@@?\w+|'[\w,:+-]*'|\w+))"
+)
+TOOL_STATEMENT_RES = {
+    "create": re.compile(rb"CREATE TABLE " + TABLE_NAME + rb" \(\n.*;\n", re.DOTALL),
+    "drop": re.compile(rb"DROP TABLE IF EXISTS " + TABLE_NAME + rb";\n"),
+    "keys": re.compile(
+        rb"/\*!40000 ALTER TABLE " + TABLE_NAME + rb" (?:DISABLE|ENABLE) KEYS \*/;\n"
+    ),
+    "lock": re.compile(rb"LOCK TABLES " + TABLE_NAME + rb" WRITE;\n"),
+    "unlock": re.compile(rb"UNLOCK TABLES;\n"),
+    "set": re.compile(
+        rb"/\*!\d{5} SET " + SET_ASSIGNMENT + rb"(?:, " + SET_ASSIGNMENT + rb")* \*/;\n"
+    ),
+    # For the mariadb command-line client only: it then refuses shell escapes in the dump.
+    "client": re.compile(rb"/\*M!999999\\- enable the sandbox mode \*/ ?\n"),
+    "blank": re.compile(rb"\s*"),
+    "end": re.compile(re.escape(DUMP_FOOTER_PREFIX) + rb"([0-9]+) tables\n"),
 }
-NUMBER_TEXT_RE = re.compile(rb"^-?[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?$")
-RESTORABLE_STATEMENT_RE = re.compile(rb"^(?:CREATE TABLE|INSERT INTO) `(?:[^`]|``)+` ")
+QUOTED_TOKEN_RE = re.compile(
+    rb"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`(?:[^`]|``)*`", re.DOTALL
+)
+# In a definition whose strings and quoted names are masked: `db`.`t`, db.t, and the words
+# that make a table read another table, a file or a server.
+QUALIFIED_NAME_RE = re.compile(rb"`\s*\.|\.\s*`|[A-Za-z_$][\w$]*\s*\.\s*[A-Za-z_$]")
+OUTSIDE_WORD_RE = re.compile(rb"\b(SELECT|DIRECTORY|CONNECTION)\b", re.IGNORECASE)
+ENGINE_RE = re.compile(rb"\bENGINE\s*=\s*(\w+)", re.IGNORECASE)
+RESTORABLE_ENGINES = {b"innodb", b"aria", b"myisam", b"memory"}
+FORMAT_1_STATEMENT_RE = re.compile(rb"^(?:CREATE TABLE|INSERT INTO) `(?:[^`]|``)+` ")
+# A migration runs in the wiki's database only.
+OTHER_DATABASE_STATEMENT_RE = re.compile(
+    r"^\s*(?:USE\b|(?:CREATE|DROP|ALTER)\s+(?:DATABASE|SCHEMA)\b)", re.IGNORECASE
+)
 
 
 class MariaDBDatabaseDriver(DatabaseDriver):
     """One database per wiki on one of the configured MariaDB clusters."""
 
     engine = "mariadb"
+    table_options = TABLE_OPTIONS
 
     def __init__(
         self,
@@ -157,19 +224,26 @@ class MariaDBDatabaseDriver(DatabaseDriver):
 
     def archive(self, wiki: WikiResources, sink: BinaryIO) -> dict[str, Any]:
         database = _database_name(wiki)
-        with self._cursor(wiki, database, raw=True) as cursor:
-            if _existing_tables(cursor, database) is None:
+        with self._cursor(wiki, database) as cursor:
+            if not _database_exists(cursor, database):
                 raise PermanentError(f"database {database} does not exist, nothing to archive")
-            cursor.execute(f"USE {quote_identifier(database)}")
-            cursor.execute(f"SET SESSION net_write_timeout = {DUMP_NET_WRITE_TIMEOUT_SECONDS}")
-            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            # Read only: closing the connection ends the snapshot, even after a failed write.
-            table_rows = _dump_database(cursor, database, sink)
+            _refuse_unsupported_objects(cursor, database)
+        sink.write(DUMP_HEADER)
+        table_rows = self._run_dump_tool(wiki, database, sink)
+        # Only now is the dump known to be complete: the tool exited 0.
+        sink.write(DUMP_FOOTER_PREFIX + f"{len(table_rows)} tables\n".encode())
         return {"table_rows": table_rows, "tables": len(table_rows)}
 
     def restore(self, wiki: WikiResources, source: BinaryIO) -> dict[str, Any]:
         database = _database_name(wiki)
+        # Read before anything is dropped: a file of another kind replaces nothing.
+        header = source.readline()
+        loaders = {DUMP_HEADER: _load_tool_dump, FORMAT_1_HEADER: _load_format_1_dump}
+        load = loaders.get(header)
+        if load is None:
+            raise PermanentError(
+                f"database {database}: not a dump of a known format ({header[:60]!r})"
+            )
         with self._cursor(wiki, database) as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {quote_identifier(database)}")
             cursor.execute(f"CREATE DATABASE {quote_identifier(database)} CHARACTER SET binary")
@@ -178,36 +252,66 @@ class MariaDBDatabaseDriver(DatabaseDriver):
             # any order, and take back values the source server accepted.
             cursor.execute("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'")
             cursor.execute("SET SESSION foreign_key_checks = 0")
-            _load_dump(cursor, database, source)
+            load(cursor, database, source)
+            # A dump sets the session's character set (to binary); MySQLdb reads utf8mb4.
+            cursor.execute("SET NAMES utf8mb4")
             table_rows = _count_rows(cursor, database)
         return {"table_rows": table_rows, "tables": len(table_rows)}
 
     def purge(self, wiki: WikiResources) -> dict[str, Any]:
         database = _database_name(wiki)
         with self._cursor(wiki, database) as cursor:
-            existed = _existing_tables(cursor, database) is not None
+            existed = _database_exists(cursor, database)
             cursor.execute(f"DROP DATABASE IF EXISTS {quote_identifier(database)}")
         return {"existed": existed}
 
     def inspect(self, wiki: WikiResources) -> Inspection:
+        """Cheap enough for every wiki of a large farm: sizes and row counts are the
+        server's statistics, and only the page count is exact (the page table is small
+        next to revision and text, and the farm's size classes are counted in pages)."""
         database = _database_name(wiki)
+        page_table = f"{self.table_prefix}page"
+        revision_table = f"{self.table_prefix}revision"
         with self._cursor(wiki, database) as cursor:
-            if _existing_tables(cursor, database) is None:
+            if not _database_exists(cursor, database):
                 return Inspection(exists=False)
             cursor.execute(
-                "SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) "
-                "FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+                "SELECT TABLE_NAME, COALESCE(TABLE_ROWS, 0),"
+                " COALESCE(DATA_LENGTH + INDEX_LENGTH, 0) FROM information_schema.TABLES"
+                " WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
                 (database,),
             )
-            size = int(cursor.fetchone()[0])
-            table_rows = _count_rows(cursor, database)
-        counts = {"tables": len(table_rows)}
-        page_table = f"{self.table_prefix}page"
-        if page_table in table_rows:
-            counts["pages"] = table_rows[page_table]
+            statistics = cursor.fetchall()
+            estimates = {_text(name): int(rows) for name, rows, _ in statistics}
+            counts = {"tables": len(estimates)}
+            if page_table in estimates:
+                counts["pages"] = _exact_rows(cursor, database, page_table)
+            last_edit = None
+            if revision_table in estimates:
+                last_edit = _last_edit(cursor, database, revision_table)
         return Inspection(
-            exists=True, bytes=size, counts=counts, details={"table_rows": table_rows}
+            exists=True,
+            bytes=sum(int(size) for *_, size in statistics),
+            counts=counts,
+            details={"table_rows_estimate": estimates, "last_edit": last_edit},
         )
+
+    def apply_sql(self, wiki: WikiResources, sql: str) -> dict[str, Any]:
+        database = _database_name(wiki)
+        statements = list(split_statements(sql))
+        for number, statement in enumerate(statements, start=1):
+            if OTHER_DATABASE_STATEMENT_RE.match(statement):
+                raise PermanentError(
+                    f"database {database}: migration statement {number} ({_excerpt(statement)})"
+                    " would leave the wiki's database; nothing was run"
+                )
+        with self._cursor(wiki, database) as cursor:
+            if not _database_exists(cursor, database):
+                raise PermanentError(f"database {database} does not exist, nothing to migrate")
+            cursor.execute(f"USE {quote_identifier(database)}")
+            for number, statement in enumerate(statements, start=1):
+                _run_migration_statement(cursor, database, number, statement)
+        return {"statements": len(statements)}
 
     def location(self, wiki: WikiResources) -> dict[str, str]:
         location = {"type": self.engine, "name": wiki.database_name, "cluster": wiki.cluster}
@@ -232,23 +336,18 @@ class MariaDBDatabaseDriver(DatabaseDriver):
             ) from None
 
     @contextmanager
-    def _cursor(
-        self, wiki: WikiResources, database: str, *, raw: bool = False
-    ) -> Iterator[MySQLdb.cursors.Cursor]:
-        """A cursor on an autocommit connection, MySQLdb errors turned into driver errors.
-
-        `raw` returns every value as the server's bytes (no conversion, no decoding): what
-        a dump must write back.
-        """
+    def _cursor(self, wiki: WikiResources, database: str) -> Iterator[MySQLdb.cursors.Cursor]:
+        """A cursor on an autocommit connection, MySQLdb errors turned into driver errors."""
         params = self._cluster_params(wiki)
-        options: dict[str, Any] = {"use_unicode": False, "conv": {}} if raw else {}
         with translate_errors(database):
             connection = MySQLdb.connect(
                 **params,
                 charset="utf8mb4",
                 autocommit=True,
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                **options,
+                # One statement per execute: text from a dump or a migration can never
+                # smuggle a second one behind a `;`.
+                multi_statements=False,
             )
             try:
                 cursor = connection.cursor()
@@ -257,6 +356,37 @@ class MariaDBDatabaseDriver(DatabaseDriver):
                 yield cursor
             finally:
                 connection.close()
+
+    def _run_dump_tool(self, wiki: WikiResources, database: str, sink: BinaryIO) -> dict[str, int]:
+        """Stream mariadb-dump's output into `sink`; return each table's rows as counted.
+
+        The tool's session keeps the server's net_write_timeout (it cannot set session
+        variables): a sink that stalls that long (60 s by default) loses the connection,
+        which is a TransientError. The archive sinks are local files and spools.
+        """
+        options = _client_options(self._cluster_params(wiki))
+        with _private_file(options) as options_path, tempfile.TemporaryFile() as stderr:
+            # --defaults-file comes first and is the only option file read, so neither the
+            # password (never on argv) nor an operator's ~/.my.cnf changes what is dumped.
+            argv = [DUMP_TOOL, f"--defaults-file={options_path}", *DUMP_TOOL_OPTIONS, database]
+            try:
+                process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr
+                )
+            except OSError as exc:
+                raise PermanentError(
+                    f"database {database}: {DUMP_TOOL} cannot run (install mariadb-client): {exc}"
+                ) from exc
+            with process:
+                try:
+                    table_rows = _copy_tool_dump(cast(BinaryIO, process.stdout), sink, database)
+                except BaseException:
+                    process.kill()  # it would block on a pipe nobody reads
+                    raise
+            if process.returncode != 0:
+                stderr.seek(0)
+                raise _dump_tool_error(database, process.returncode, stderr.read())
+        return table_rows
 
 
 # -- names and errors ------------------------------------------------------------------
@@ -297,8 +427,7 @@ def translate_errors(database: str, doing: str = "") -> Iterator[None]:
     try:
         yield
     except MySQLdb.Error as exc:
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        message = exc.args[1] if len(exc.args) > 1 else str(exc)
+        code, message = _error_code(exc), _error_message(exc)
         where = f" while {doing}" if doing else ""
         text = f"database {database}: MariaDB error {code}{where}: {message}"
         if code in TRANSIENT_ERROR_CODES:
@@ -306,29 +435,69 @@ def translate_errors(database: str, doing: str = "") -> Iterator[None]:
         raise PermanentError(text) from exc
 
 
-# -- create ----------------------------------------------------------------------------
+def _error_code(exc: MySQLdb.Error) -> int | None:
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+
+
+def _error_message(exc: MySQLdb.Error) -> str:
+    return exc.args[1] if len(exc.args) > 1 else str(exc)
+
+
+def _excerpt(statement: str | bytes, limit: int = 80) -> str:
+    text = statement.decode("utf-8", "replace") if isinstance(statement, bytes) else statement
+    return " ".join(text.split())[:limit]
+
+
+def _text(name: str | bytes) -> str:
+    return name.decode("utf-8") if isinstance(name, bytes) else name
+
+
+# -- create, inspect, migrate ----------------------------------------------------------
+
+
+def _database_exists(cursor: MySQLdb.cursors.Cursor, database: str) -> bool:
+    cursor.execute(
+        "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (database,)
+    )
+    return bool(int(cursor.fetchone()[0]))
 
 
 def _existing_tables(cursor: MySQLdb.cursors.Cursor, database: str) -> set[str] | None:
     """The base tables of `database`, or None when there is no such database."""
-    cursor.execute(
-        "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (database,)
-    )
-    if not int(cursor.fetchone()[0]):
+    if not _database_exists(cursor, database):
         return None
+    return set(_base_tables(cursor, database))
+
+
+def _base_tables(cursor: MySQLdb.cursors.Cursor, database: str) -> list[str]:
     cursor.execute(
         "SELECT TABLE_NAME FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'",
+        "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
         (database,),
     )
-    return {_text(name) for (name,) in cursor.fetchall()}
+    return [_text(name) for (name,) in cursor.fetchall()]
 
 
 def _run_schema(cursor: MySQLdb.cursors.Cursor, database: str, schema: str) -> None:
     for number, statement in enumerate(split_statements(schema), start=1):
-        excerpt = " ".join(statement.split())[:80]
-        with translate_errors(database, f"loading schema statement {number} ({excerpt})"):
+        with translate_errors(
+            database, f"loading schema statement {number} ({_excerpt(statement)})"
+        ):
             cursor.execute(statement)
+
+
+def _run_migration_statement(
+    cursor: MySQLdb.cursors.Cursor, database: str, number: int, statement: str
+) -> None:
+    try:
+        cursor.execute(statement)
+    except MySQLdb.Error as exc:
+        # Permanent even for a lock wait: DDL commits as it goes, so a retry would run the
+        # statements before this one a second time.
+        raise PermanentError(
+            f"database {database}: migration statement {number} ({_excerpt(statement)}) "
+            f"failed with MariaDB error {_error_code(exc)}: {_error_message(exc)}"
+        ) from exc
 
 
 def _run_hook(command: list[str], database: str) -> None:
@@ -344,40 +513,47 @@ def _run_hook(command: list[str], database: str) -> None:
     except OSError as exc:
         raise PermanentError(f"database {database}: post-create hook cannot run: {exc}") from exc
     if result.returncode != 0:
-        tail = result.stderr.decode("utf-8", "replace")[-2000:].strip()
+        tail = result.stderr.decode("utf-8", "replace")[-ERROR_TAIL_CHARS:].strip()
         raise PermanentError(
             f"database {database}: post-create hook exited with {result.returncode}: {tail}"
         )
 
 
+def _exact_rows(cursor: MySQLdb.cursors.Cursor, database: str, table: str) -> int:
+    qualified_table = f"{quote_identifier(database)}.{quote_identifier(table)}"
+    cursor.execute(f"SELECT COUNT(*) FROM {qualified_table}")  # noqa: S608 - quoted
+    return int(cursor.fetchone()[0])
+
+
+def _count_rows(cursor: MySQLdb.cursors.Cursor, database: str) -> dict[str, int]:
+    """Exact row counts per base table (information_schema only estimates them)."""
+    return {table: _exact_rows(cursor, database, table) for table in _base_tables(cursor, database)}
+
+
+def _last_edit(cursor: MySQLdb.cursors.Cursor, database: str, revision_table: str) -> str | None:
+    """The newest revision's time; rev_timestamp is indexed, so this reads one index entry."""
+    qualified_table = f"{quote_identifier(database)}.{quote_identifier(revision_table)}"
+    try:
+        cursor.execute(f"SELECT MAX(rev_timestamp) FROM {qualified_table}")  # noqa: S608
+    except MySQLdb.Error as exc:
+        if _error_code(exc) == ER.BAD_FIELD_ERROR:  # a revision table, but not MediaWiki's
+            return None
+        raise
+    return mediawiki_timestamp(cursor.fetchone()[0])
+
+
 # -- archive ---------------------------------------------------------------------------
-
-
-def _dump_database(cursor: MySQLdb.cursors.Cursor, database: str, sink: BinaryIO) -> dict[str, int]:
-    """Write every base table of the current database; the caller holds the snapshot."""
-    _refuse_unsupported_objects(cursor, database)
-    cursor.execute(
-        "SELECT TABLE_NAME FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-        (database,),
-    )
-    tables = [_text(name) for (name,) in cursor.fetchall()]
-    sink.write(DUMP_HEADER)
-    table_rows = {}
-    for table in tables:
-        with translate_errors(database, f"dumping table {table}"):
-            sink.write(_create_table_line(cursor, table))
-            table_rows[table] = _dump_rows(cursor, database, table, sink)
-    sink.write(DUMP_FOOTER_PREFIX + f"{len(tables)} tables\n".encode())
-    return table_rows
 
 
 def _refuse_unsupported_objects(cursor: MySQLdb.cursors.Cursor, database: str) -> None:
     """A dump without the views, triggers or routines would lose them silently."""
+    # TRIGGERS by EVENT_OBJECT_SCHEMA (a trigger lives in its table's schema): the server
+    # looks up that schema only, where TRIGGER_SCHEMA reads every schema's triggers.
     cursor.execute(
         "SELECT (SELECT COUNT(*) FROM information_schema.TABLES "
         "        WHERE TABLE_SCHEMA = %s AND TABLE_TYPE <> 'BASE TABLE'),"
-        "       (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s),"
+        "       (SELECT COUNT(*) FROM information_schema.TRIGGERS"
+        "        WHERE EVENT_OBJECT_SCHEMA = %s),"
         "       (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s)",
         (database, database, database),
     )
@@ -389,105 +565,218 @@ def _refuse_unsupported_objects(cursor: MySQLdb.cursors.Cursor, database: str) -
         )
 
 
-def _create_table_line(cursor: MySQLdb.cursors.Cursor, table: str) -> bytes:
-    cursor.execute(f"SHOW CREATE TABLE {quote_identifier(table)}")
-    create_statement = cursor.fetchone()[1]
-    # Line breaks inside quoted strings come back escaped; the rest are layout.
-    return create_statement.replace(b"\n", b" ") + b";\n"
-
-
-def _dump_rows(cursor: MySQLdb.cursors.Cursor, database: str, table: str, sink: BinaryIO) -> int:
-    """Stream one table's rows as batched INSERTs; return how many rows were written."""
-    columns = ",".join(quote_identifier(c) for c in _stored_columns(cursor, database, table))
-    quoted_table = quote_identifier(table)
-    # Identifiers cannot be bound as parameters; they are quoted instead (hence the noqa).
-    select = f"SELECT {columns} FROM {quoted_table}"  # noqa: S608
-    insert_prefix = f"INSERT INTO {quoted_table} ({columns}) VALUES ".encode()  # noqa: S608
-    rows_written = 0
-    # A server-side cursor: rows arrive as they are written, never the whole table at once.
-    stream = cursor.connection.cursor(MySQLdb.cursors.SSCursor)
-    try:
-        stream.execute(select)
-        for batch in _encoded_row_batches(stream):
-            sink.write(insert_prefix + b",".join(batch) + b";\n")
-            rows_written += len(batch)
-    finally:
-        stream.close()
-    return rows_written
-
-
-def _encoded_row_batches(stream: MySQLdb.cursors.SSCursor) -> Iterator[list[bytes]]:
-    """Rows as `(v1,v2,...)`, in batches of INSERT_BATCH_ROWS rows or INSERT_BATCH_BYTES."""
-    encoders = [
-        _value_encoder(column[1], flags)
-        # Both are set by the SELECT that opened the stream; the stubs allow None before it.
-        for column, flags in zip(
-            cast(tuple, stream.description), cast(tuple, stream.description_flags), strict=True
-        )
-    ]
-    batch: list[bytes] = []
-    batch_bytes = 0
-    while rows := stream.fetchmany(INSERT_BATCH_ROWS):
-        for row in rows:
-            values = b",".join(encode(v) for encode, v in zip(encoders, row, strict=True))
-            batch.append(b"(" + values + b")")
-            batch_bytes += len(values) + 2
-            if len(batch) >= INSERT_BATCH_ROWS or batch_bytes >= INSERT_BATCH_BYTES:
-                yield batch
-                batch, batch_bytes = [], 0
-    if batch:
-        yield batch
-
-
-def _stored_columns(cursor: MySQLdb.cursors.Cursor, database: str, table: str) -> list[str]:
-    """Columns a dump must carry; generated columns are computed again on restore."""
-    cursor.execute(
-        "SELECT COLUMN_NAME FROM information_schema.COLUMNS "
-        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND IS_GENERATED = 'NEVER' "
-        "ORDER BY ORDINAL_POSITION",
-        (database, table),
+def _client_options(params: dict[str, Any]) -> str:
+    """The connection parameters as an option file for the MariaDB client tools."""
+    return (
+        "[client]\n"
+        f"host={_option_value(str(params['host']))}\n"
+        f"port={int(params['port'])}\n"
+        f"user={_option_value(params['user'])}\n"
+        f"password={_option_value(params['password'])}\n"
     )
-    return [_text(name) for (name,) in cursor.fetchall()]
 
 
-def _value_encoder(field_type: int, flags: int) -> Callable[[bytes | None], bytes]:
-    """How to write one column's raw values as SQL literals that fit on one line."""
-    if field_type in NUMERIC_TYPES:
-        return _number_literal
-    if field_type == FIELD_TYPE.BIT or flags & FLAG.BINARY:
-        return _binary_literal
-    return _character_literal
+def _option_value(value: str) -> str:
+    # Double quotes keep `#` and spaces; inside them the client unescapes \\ \" and \n.
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
-def _number_literal(value: bytes | None) -> bytes:
-    if value is None:
-        return b"NULL"
-    if not NUMBER_TEXT_RE.fullmatch(value):
-        raise PermanentError(f"unexpected numeric text {value[:40]!r} in dump")
-    return value
+@contextmanager
+def _private_file(content: str) -> Iterator[str]:
+    """A temporary file only this user can read (mkstemp makes it 0600), removed after."""
+    descriptor, path = tempfile.mkstemp(prefix="wiki-farm-", suffix=".cnf")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(content)
+        yield path
+    finally:
+        os.unlink(path)
 
 
-def _binary_literal(value: bytes | None) -> bytes:
-    return b"NULL" if value is None else b"X'" + value.hex().encode() + b"'"
+def _copy_tool_dump(output: BinaryIO, sink: BinaryIO, database: str) -> dict[str, int]:
+    """Copy the tool's statements to `sink` in large writes, counting INSERT lines."""
+    table_rows: dict[str, int] = {}
+    chunk: list[bytes] = []
+    chunk_bytes = 0
+    for number, kind, table, statement in _tool_statements(output, database):
+        if kind == "insert":
+            table_rows[table] += 1
+        elif kind == "create":
+            table_rows[table] = 0
+        elif kind == "end":  # ours alone: a tool line like it would end the restore early
+            raise _refused(database, number, statement)
+        chunk.append(statement)
+        chunk_bytes += len(statement)
+        if chunk_bytes >= SINK_WRITE_BYTES:
+            sink.write(b"".join(chunk))
+            chunk, chunk_bytes = [], 0
+    sink.write(b"".join(chunk))
+    return table_rows
 
 
-def _character_literal(value: bytes | None) -> bytes:
-    # The connection's character set is utf8mb4, so that is what the bytes are in.
-    return b"NULL" if value is None else b"_utf8mb4 X'" + value.hex().encode() + b"'"
+def _dump_tool_error(database: str, returncode: int, stderr: bytes) -> Exception:
+    tail = stderr.decode("utf-8", "replace")[-ERROR_TAIL_CHARS:].strip()
+    text = f"database {database}: {DUMP_TOOL} exited with {returncode}: {tail}"
+    codes = {int(code) for code in TOOL_ERROR_CODE_RE.findall(tail)}
+    # A negative code is a signal from outside (we kill it only after an error of our own).
+    if returncode < 0 or codes & TRANSIENT_ERROR_CODES:
+        return TransientError(text)
+    return PermanentError(text)
 
 
-def _text(name: str | bytes) -> str:
-    return name.decode("utf-8") if isinstance(name, bytes) else name
+# -- reading a dump of the tool --------------------------------------------------------
+
+
+def _tool_statements(
+    lines: Iterable[bytes], database: str, *, first_line: int = 1
+) -> Iterator[tuple[int, str, str, bytes]]:
+    """(line number, kind, table, statement) for every statement the tool wrote; anything
+    else is refused. INSERT lines are of the table created last, one row each."""
+    table = ""
+    insert_prefix = b"\0"  # matches no line before the first CREATE TABLE
+    pending: list[bytes] = []  # the lines of a CREATE TABLE, the one statement that spans lines
+    for number, line in enumerate(lines, start=first_line):
+        if not line.endswith(b"\n"):
+            raise PermanentError(f"database {database}: dump is truncated (line {number} is cut)")
+        if not pending and line.startswith(insert_prefix):
+            if not line.endswith(b");\n"):
+                raise _refused(database, number, line)
+            yield number, "insert", table, line
+            continue
+        if pending or line.startswith(b"CREATE TABLE "):
+            pending.append(line)
+            if not line.endswith(b";\n"):
+                continue
+            line, pending = b"".join(pending), []
+        kind, name = _statement_kind(line, database, number)
+        if kind == "create":
+            table, insert_prefix = name, _insert_prefix(name)
+        if kind != "blank":
+            yield number, kind, name or table, line
+    if pending:
+        raise PermanentError(f"database {database}: dump is truncated inside a CREATE TABLE")
+
+
+def _statement_kind(statement: bytes, database: str, number: int) -> tuple[str, str]:
+    """The kind of a statement the tool writes, and the table it names ("" for none)."""
+    for kind, pattern in TOOL_STATEMENT_RES.items():
+        match = pattern.fullmatch(statement)
+        if match is None:
+            continue
+        if kind == "create":
+            _check_table_definition(statement, database, number)
+        named = match.group(1) if kind in {"create", "drop", "keys", "lock"} else b""
+        return kind, named.replace(b"``", b"`").decode("utf-8", "surrogateescape")
+    raise _refused(database, number, statement)
+
+
+def _check_table_definition(statement: bytes, database: str, number: int) -> None:
+    """Refuse a CREATE TABLE that could read from beyond the wiki's own database."""
+    masked = QUOTED_TOKEN_RE.sub(
+        lambda m: b"`x`" if m.group(0).startswith(b"`") else b"''", statement
+    )
+    reason = ""
+    if QUALIFIED_NAME_RE.search(masked):
+        reason = "it names another database's object"
+    elif word := OUTSIDE_WORD_RE.search(masked):
+        reason = f"it uses {word.group(1).decode().upper()}"
+    elif engines := {e.lower() for e in ENGINE_RE.findall(masked)} - RESTORABLE_ENGINES:
+        reason = f"engine {b', '.join(sorted(engines)).decode()} is not restorable here"
+    if reason:
+        raise PermanentError(
+            f"database {database}: dump line {number} is refused: {reason} ({_excerpt(statement)})"
+        )
+
+
+def _insert_prefix(table: str) -> bytes:
+    statement = f"INSERT INTO {quote_identifier(table)} VALUES "  # noqa: S608 - quoted
+    return statement.encode("utf-8", "surrogateescape")
+
+
+def _refused(database: str, number: int, statement: bytes) -> PermanentError:
+    return PermanentError(
+        f"database {database}: dump line {number} is not a statement mariadb-dump writes "
+        f"for base tables ({statement[:60]!r})"
+    )
 
 
 # -- restore ---------------------------------------------------------------------------
 
 
-def _load_dump(cursor: MySQLdb.cursors.Cursor, database: str, source: BinaryIO) -> None:
-    """Execute a dump line by line; refuse anything but a complete dump of this format."""
-    header = source.readline()
-    if header != DUMP_HEADER:
-        raise PermanentError(f"database {database}: not a dump of this format ({header[:60]!r})")
+def _load_tool_dump(cursor: MySQLdb.cursors.Cursor, database: str, source: BinaryIO) -> None:
+    """Execute a format-2 dump; refuse it unless its end line comes, after every table."""
+    lines = iter(source)
+    rows = _InsertBatch(cursor, database)
+    tables_created = 0
+    for number, kind, table, statement in _tool_statements(lines, database, first_line=2):
+        if kind == "insert":
+            rows.add(number, table, statement)
+            continue
+        rows.flush()
+        if kind == "end":
+            _check_dump_end(database, statement, tables_created, lines)
+            return
+        tables_created += kind == "create"
+        if kind != "client":
+            with translate_errors(database, f"restoring dump line {number}"):
+                cursor.execute(statement)
+    raise PermanentError(f"database {database}: dump is truncated (no end line)")
+
+
+def _check_dump_end(
+    database: str, end_line: bytes, tables_created: int, rest: Iterator[bytes]
+) -> None:
+    match = TOOL_STATEMENT_RES["end"].fullmatch(end_line)
+    declared = int(match.group(1)) if match else -1
+    if declared != tables_created:
+        raise PermanentError(
+            f"database {database}: dump ends claiming {declared} tables, but {tables_created} "
+            "were in it"
+        )
+    if any(line.strip() for line in rest):
+        raise PermanentError(f"database {database}: dump has lines after its end")
+
+
+class _InsertBatch:
+    """Consecutive rows of one table, sent as one multi-row INSERT of about
+    INSERT_BATCH_BYTES: one round trip per batch instead of one per row."""
+
+    def __init__(self, cursor: MySQLdb.cursors.Cursor, database: str) -> None:
+        self.cursor, self.database = cursor, database
+        self.table, self.prefix = "", b""
+        self.rows: list[bytes] = []
+        self.size = 0
+        self.first_line = 0
+
+    def add(self, number: int, table: str, line: bytes) -> None:
+        if table != self.table:
+            self.flush()
+            self.table, self.prefix = table, _insert_prefix(table)
+        elif self.size >= INSERT_BATCH_BYTES:
+            self.flush()
+        values = line[len(self.prefix) : -2]  # the row's `(...)`, without `;\n`
+        if not ROW_VALUES_RE.fullmatch(values):
+            raise PermanentError(
+                f"database {self.database}: dump line {number} holds more than literal values "
+                f"({line[:60]!r})"
+            )
+        if not self.rows:
+            self.first_line = number
+        self.rows.append(values)
+        self.size += len(values)
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        last_line = self.first_line + len(self.rows) - 1
+        with translate_errors(self.database, f"restoring dump lines {self.first_line}-{last_line}"):
+            self.cursor.execute(self.prefix + b",".join(self.rows))
+        self.rows, self.size = [], 0
+
+
+def _load_format_1_dump(cursor: MySQLdb.cursors.Cursor, database: str, source: BinaryIO) -> None:
+    """Execute a dump of the earlier Python dumper line by line; refuse an incomplete one."""
     complete = False
     for number, line in enumerate(source, start=2):
         statement = line.rstrip(b"\n")
@@ -498,7 +787,7 @@ def _load_dump(cursor: MySQLdb.cursors.Cursor, database: str, source: BinaryIO) 
         if statement.startswith(DUMP_FOOTER_PREFIX):
             complete = True
             continue
-        if not RESTORABLE_STATEMENT_RE.match(statement) or not statement.endswith(b";"):
+        if not FORMAT_1_STATEMENT_RE.match(statement) or not statement.endswith(b";"):
             raise PermanentError(
                 f"database {database}: dump line {number} is not a restorable statement "
                 f"({statement[:60]!r})"
@@ -507,19 +796,3 @@ def _load_dump(cursor: MySQLdb.cursors.Cursor, database: str, source: BinaryIO) 
             cursor.execute(statement)
     if not complete:
         raise PermanentError(f"database {database}: dump is truncated (no end line)")
-
-
-def _count_rows(cursor: MySQLdb.cursors.Cursor, database: str) -> dict[str, int]:
-    """Exact row counts per base table (information_schema only estimates them)."""
-    cursor.execute(
-        "SELECT TABLE_NAME FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-        (database,),
-    )
-    tables = [_text(name) for (name,) in cursor.fetchall()]
-    table_rows = {}
-    for table in tables:
-        qualified_table = f"{quote_identifier(database)}.{quote_identifier(table)}"
-        cursor.execute(f"SELECT COUNT(*) FROM {qualified_table}")  # noqa: S608 - quoted
-        table_rows[table] = int(cursor.fetchone()[0])
-    return table_rows

@@ -26,7 +26,12 @@ from provisioning.drivers.base import (
     hook_argv,
 )
 from provisioning.drivers.files import fsync_directory, fsync_file
-from provisioning.drivers.schema import render_schema, schema_tables, split_statements
+from provisioning.drivers.schema import (
+    mediawiki_timestamp,
+    render_schema,
+    schema_tables,
+    split_statements,
+)
 
 # Files SQLite may keep beside a database; a stale one would be replayed into a new file of
 # the same name, so they go whenever the database file is replaced or removed.
@@ -40,6 +45,7 @@ HOOK_OUTPUT_TAIL = 2000
 
 class SQLiteDatabaseDriver(DatabaseDriver):
     engine = "sqlite"
+    table_options = ""  # SQLite takes none; the placeholder becomes nothing
     busy_timeout_seconds = 30.0
     post_create_timeout_seconds = 600.0
 
@@ -60,7 +66,9 @@ class SQLiteDatabaseDriver(DatabaseDriver):
 
     def create(self, wiki: WikiResources, *, resume: bool) -> dict[str, Any]:
         path = self.database_path(wiki)
-        schema = render_schema(self.schema_sql, table_prefix=self.table_prefix, table_options="")
+        schema = render_schema(
+            self.schema_sql, table_prefix=self.table_prefix, table_options=self.table_options
+        )
         expected = schema_tables(schema)
         if path.exists():
             missing = self._missing_tables(path, expected)
@@ -147,8 +155,12 @@ class SQLiteDatabaseDriver(DatabaseDriver):
         path = self.database_path(wiki)
         if not path.exists():
             return Inspection(exists=False)
+        revision_table = f"{self.table_prefix}revision"
         with self._connection(path, read_only=True) as connection:
             table_rows = _table_rows(connection)
+            last_edit = (
+                _last_edit(connection, revision_table) if revision_table in table_rows else None
+            )
         counts = {"tables": len(table_rows)}
         page_table = f"{self.table_prefix}page"
         if page_table in table_rows:
@@ -157,8 +169,29 @@ class SQLiteDatabaseDriver(DatabaseDriver):
             exists=True,
             bytes=path.stat().st_size,
             counts=counts,
-            details={"table_rows": table_rows},
+            details={"table_rows": table_rows, "last_edit": last_edit},
         )
+
+    def apply_sql(self, wiki: WikiResources, sql: str) -> dict[str, Any]:
+        path = self.database_path(wiki)
+        if not path.exists():
+            raise PermanentError(f"database file {path} does not exist: nothing to migrate")
+        statements = list(split_statements(sql))
+        with self._connection(path, read_only=False) as connection:
+            # One transaction (SQLite's DDL is transactional too): a migration that fails
+            # leaves the file as it was, and closing without COMMIT rolls it back.
+            connection.execute("BEGIN IMMEDIATE")
+            for number, statement in enumerate(statements, start=1):
+                try:
+                    connection.execute(statement)
+                except sqlite3.Error as exc:
+                    raise PermanentError(
+                        f"database file {path}: migration statement {number} "
+                        f"({_shorten(' '.join(statement.split()), 80)}) failed: {exc}; "
+                        "nothing of the migration was kept"
+                    ) from exc
+            connection.execute("COMMIT")
+        return {"statements": len(statements)}
 
     def location(self, wiki: WikiResources) -> dict[str, str]:
         # MediaWiki opens <$wgSQLiteDataDir>/<$wgDBname>.sqlite, as database_path names it.
@@ -289,6 +322,16 @@ def _table_rows(connection: sqlite3.Connection) -> dict[str, int]:
 def _count_rows(connection: sqlite3.Connection, table: str) -> int:
     quoted = '"' + table.replace('"', '""') + '"'
     return connection.execute(f"SELECT COUNT(*) FROM {quoted}").fetchone()[0]  # noqa: S608
+
+
+def _last_edit(connection: sqlite3.Connection, revision_table: str) -> str | None:
+    quoted = '"' + revision_table.replace('"', '""') + '"'
+    query = f"SELECT MAX(rev_timestamp) FROM {quoted}"  # noqa: S608 - quoted
+    try:
+        newest = connection.execute(query).fetchone()[0]
+    except sqlite3.OperationalError:  # a revision table, but not MediaWiki's
+        return None
+    return mediawiki_timestamp(newest)
 
 
 def _dump_statements(source: BinaryIO) -> Iterator[str]:

@@ -119,7 +119,7 @@ def test_only_ops_and_auditors_read_the_stream(admin_user_a):
     assert client.get("/api/v1/audit-events/stream/").status_code == 403
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_audit_export_follow_prints_events_as_they_commit(ops_user, tmp_path):
     write_event(ops_user, 0)
     environment = {
@@ -156,7 +156,7 @@ def test_audit_export_follow_prints_events_as_they_commit(ops_user, tmp_path):
 # --- under concurrent writes ---------------------------------------------------------------
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_late_commit_is_handed_out_not_skipped(ops_user):
     """An event whose transaction commits after a later id's: a cursor on ids has moved
     past it when it appears; the stream hands it out next."""
@@ -188,7 +188,7 @@ def test_a_late_commit_is_handed_out_not_skipped(ops_user):
     assert [event.pk for event in audit.events_after(first_page[-1].sequence, 100)] == [lower.pk]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_reader_paging_during_concurrent_writes_gets_every_event_once(ops_user):
     writers, per_writer = 6, 25
     done = threading.Event()

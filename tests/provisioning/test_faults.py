@@ -12,9 +12,10 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from farm.models import AuditEvent, Wiki, WikiState
-from provisioning import engine, services
+from provisioning import engine, restores, runs, services
 from provisioning.demo import index_demo_pages
 from provisioning.drivers import database_driver, search_driver, storage_driver
 from provisioning.drivers.base import TransientError, WikiResources
@@ -70,6 +71,8 @@ def add_content(wiki: Wiki) -> None:
 
 def start_operation(kind: str, wiki_id: str, actor) -> Operation:
     """Bring a new wiki to where `kind` starts (running what comes before) and start it."""
+    if kind == OperationKind.CLONE:
+        return _start_clone(wiki_id, actor)
     operation = services.wiki_create(
         actor=actor, wiki_id=wiki_id, family="default", sitename="Test wiki"
     )
@@ -77,6 +80,8 @@ def start_operation(kind: str, wiki_id: str, actor) -> Operation:
         return operation
     run_pending()
     add_content(Wiki.objects.get(pk=wiki_id))
+    if kind in FARM_WIDE_KINDS:
+        return _start_farm_wide(kind, wiki_id, actor)
     if kind in (OperationKind.CLOSE, OperationKind.REOPEN):
         closing = services.wiki_close(actor=actor, wiki_id=wiki_id, reason="Frozen")
         if kind == OperationKind.CLOSE:
@@ -93,6 +98,55 @@ def start_operation(kind: str, wiki_id: str, actor) -> Operation:
     run_pending()
     request = services.unarchive_request(actor=actor, wiki_id=wiki_id, reason="needed again")
     return services.unarchive_approve(actor=actor, request_id=request.pk)
+
+
+FARM_WIDE_KINDS = (OperationKind.BACKUP, OperationKind.MIGRATE, OperationKind.RESTORE)
+# Re-runnable, as a farm migration must be: DDL commits as it goes, so an item that stopped
+# after its statement and before its record runs the statement again.
+PROBE_MIGRATION = "CREATE TABLE IF NOT EXISTS /*_*/farm_probe (probe_id INTEGER);\n"
+
+
+def _start_farm_wide(kind: str, wiki_id: str, actor) -> Operation:
+    """A backup or migration item's operation on its own (no run: a test retries it like any
+    operation), or a restore or clone from a backup of the wiki."""
+    wiki = Wiki.objects.get(pk=wiki_id)
+    if kind == OperationKind.BACKUP:
+        return services.start_operation(
+            wiki=wiki, kind=kind, actor=actor, params={"backup_id": runs.new_run_id()}
+        )
+    if kind == OperationKind.MIGRATE:
+        sql = Path(settings.DATA_DIR) / "probe.sql"
+        sql.write_text(PROBE_MIGRATION)
+        params = {
+            "backup_id": runs.new_run_id(),
+            "migration": "probe",
+            "sql_file": str(sql),
+            "sql_sha256": hashlib.sha256(sql.read_bytes()).hexdigest(),
+            "backup_first": True,
+        }
+        return services.start_operation(wiki=wiki, kind=kind, actor=actor, params=params)
+    backup_id = runs.new_run_id()
+    services.start_operation(
+        wiki=wiki, kind=OperationKind.BACKUP, actor=actor, params={"backup_id": backup_id}
+    )
+    run_pending()
+    return restores.wiki_restore(actor=actor, wiki_id=wiki_id, source_id=backup_id, confirm=wiki_id)
+
+
+def _start_clone(wiki_id: str, actor) -> Operation:
+    """The clone is the wiki under test: a source wiki beside it, with content, is backed up
+    and restored as `wiki_id`."""
+    source_id = f"{wiki_id}src"
+    services.wiki_create(actor=actor, wiki_id=source_id, family="default", sitename="Source")
+    run_pending()
+    source = Wiki.objects.get(pk=source_id)
+    add_content(source)
+    backup_id = runs.new_run_id()
+    services.start_operation(
+        wiki=source, kind=OperationKind.BACKUP, actor=actor, params={"backup_id": backup_id}
+    )
+    run_pending()
+    return restores.wiki_clone(actor=actor, wiki_id=source_id, source_id=backup_id, new_id=wiki_id)
 
 
 def resources_of(wiki_id: str) -> WikiResources:

@@ -35,6 +35,10 @@ FINAL_WIKI_STATE = {
     OperationKind.UNARCHIVE: WikiState.ACTIVE,
     OperationKind.PURGE: WikiState.PURGED,
     OperationKind.ABANDON: None,  # the row is deleted: the id is free again
+    OperationKind.BACKUP: WikiState.ACTIVE,
+    OperationKind.MIGRATE: WikiState.ACTIVE,
+    OperationKind.RESTORE: WikiState.ACTIVE,
+    OperationKind.CLONE: WikiState.ACTIVE,
 }
 
 

@@ -18,6 +18,15 @@ from provisioning.drivers import reset_drivers
 WAIT_SECONDS = 30
 
 
+def registry_url() -> str:
+    """The URL of this session's test registry, SQLite file or MariaDB test database."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    server = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}"
+    return f"mysql://{db['USER']}:{db.get('PASSWORD') or ''}@{server}/{db['NAME']}"
+
+
 class Worker:
     """`celery worker -B --pool solo` in its own process group (beat runs as a child)."""
 
@@ -28,7 +37,7 @@ class Worker:
             **os.environ,
             # settings.DATA_DIR, not the variable: it is the folder this session really uses.
             "FARM_DATA_DIR": str(settings.DATA_DIR),
-            "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+            "DATABASE_URL": registry_url(),
             "DJANGO_SECRET_KEY": "test",
             "FARM_SWEEP_INTERVAL": "1",
             **extra_env,

@@ -16,7 +16,8 @@ import MySQLdb
 import pytest
 
 from provisioning.drivers.base import PermanentError, TransientError, WikiResources
-from provisioning.drivers.mariadb import DUMP_HEADER, MariaDBDatabaseDriver
+from provisioning.drivers.mariadb import DUMP_HEADER, FORMAT_1_HEADER, MariaDBDatabaseDriver
+from provisioning.drivers.schema import render_sql
 from tests.services import port_open, service_unavailable
 
 MARIADB_URL = os.environ.get("FARM_TEST_DB_URL", "mysql://root:@127.0.0.1:3306/")
@@ -352,51 +353,26 @@ def test_round_trip_keeps_types_beyond_mediawikis(admin, new_wiki):
 
 
 @pytest.mark.mariadb
-def test_dump_is_one_statement_per_line_in_batches(admin, new_wiki):
+def test_dump_is_the_tools_output_between_our_two_lines(admin, new_wiki):
     driver, wiki = make_driver(), new_wiki()
     driver.create(wiki, resume=False)
     fill_wiki(admin, wiki.database_name)
     sink = io.BytesIO()
 
-    driver.archive(wiki, sink)
+    archived = driver.archive(wiki, sink)
 
-    lines = sink.getvalue().split(b"\n")
+    dump = sink.getvalue()
+    lines = dump.split(b"\n")
     assert lines[0] + b"\n" == DUMP_HEADER
     assert lines[-2:] == [b"-- end of dump: 6 tables", b""]
-    statements = lines[1:-2]
-    assert all(line.endswith(b";") for line in statements)
-    assert sum(line.startswith(b"CREATE TABLE ") for line in statements) == 6
-    text_inserts = [s for s in statements if s.startswith(b"INSERT INTO `mw_text` ")]
-    # 1,205 rows: at most 500 rows per INSERT, and the 3 MiB blob closes a batch early.
-    assert len(text_inserts) >= 4
-    assert b"X'00" in sink.getvalue()
-
-
-@pytest.mark.mariadb
-def test_archive_reads_one_snapshot(admin, new_wiki):
-    driver, wiki = make_driver(), new_wiki()
-    driver.create(wiki, resume=False)
-    fill_wiki(admin, wiki.database_name)
-    other = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
-
-    class SinkThatWritesToTheWiki(io.BytesIO):
-        """Commits a new row once the dump has begun: the dump must not see it."""
-
-        def write(self, data):
-            if not self.tell():
-                other.cursor().execute(
-                    f"INSERT INTO `{wiki.database_name}`.mw_text (old_text, old_flags)"
-                    " VALUES ('late', '')"
-                )
-            return super().write(data)
-
-    try:
-        archived = driver.archive(wiki, SinkThatWritesToTheWiki())
-    finally:
-        other.close()
-
-    assert archived["table_rows"]["mw_text"] == 1205
-    assert driver.inspect(wiki).details["table_rows"]["mw_text"] == 1206
+    assert b"SET NAMES binary" in dump
+    # One row per INSERT line: that is how the rows of the snapshot are counted.
+    text_inserts = [line for line in lines if line.startswith(b"INSERT INTO `mw_text` VALUES (")]
+    assert len(text_inserts) == archived["table_rows"]["mw_text"] == 1205
+    assert sum(line.startswith(b"CREATE TABLE `") for line in lines) == 6
+    # Nothing in it names the database, so it restores into any wiki's database.
+    assert wiki.database_name.encode() not in dump
+    assert not any(line.startswith((b"USE ", b"CREATE DATABASE")) for line in lines)
 
 
 @pytest.mark.mariadb
@@ -419,21 +395,37 @@ def test_archive_of_a_missing_database_fails(new_wiki):
 @pytest.mark.parametrize(
     ("dump", "message"),
     [
-        (b"-- something else\n", "not a dump of this format"),
-        (DUMP_HEADER + b"CREATE TABLE `t` (id INT);\n", "truncated"),
-        (DUMP_HEADER + b"CREATE TABLE `t` (id INT)\n-- end of dump: 1 tables\n", "line 2"),
-        (DUMP_HEADER + b"DROP DATABASE mysql;\n-- end of dump: 0 tables\n", "line 2"),
-        (DUMP_HEADER + b"CREATE TABLE `mysql`.`t` (id INT);\n", "line 2"),
-        (DUMP_HEADER + b"-- end of dump: 0 tables\nINSERT INTO `t` VALUES (1);\n", "after"),
+        (b"-- something else\n", "not a dump of a known format"),
+        (FORMAT_1_HEADER + b"CREATE TABLE `t` (id INT);\n", "truncated"),
+        (FORMAT_1_HEADER + b"CREATE TABLE `t` (id INT)\n-- end of dump: 1 tables\n", "line 2"),
+        (FORMAT_1_HEADER + b"DROP DATABASE mysql;\n-- end of dump: 0 tables\n", "line 2"),
+        (FORMAT_1_HEADER + b"CREATE TABLE `mysql`.`t` (id INT);\n", "line 2"),
+        (FORMAT_1_HEADER + b"-- end of dump: 0 tables\nINSERT INTO `t` VALUES (1);\n", "after"),
+        # One statement per execute: what follows a `;` is never run.
+        (
+            FORMAT_1_HEADER
+            + b"CREATE TABLE `t` (id INT); DROP DATABASE mysql;\n-- end of dump: 1 tables\n",
+            "1064",
+        ),
     ],
-    ids=["header", "truncated", "no-semicolon", "drop", "qualified", "after-end"],
+    ids=["header", "truncated", "no-semicolon", "drop", "qualified", "after-end", "smuggled"],
 )
-def test_restore_refuses_anything_but_a_complete_dump(admin, new_wiki, dump, message):
+def test_restore_refuses_anything_but_a_complete_format_1_dump(admin, new_wiki, dump, message):
     wiki = new_wiki()
 
     with pytest.raises(PermanentError, match=message):
         make_driver().restore(wiki, io.BytesIO(dump))
     assert database_exists(admin, "mysql")
+
+
+@pytest.mark.mariadb
+def test_a_file_of_another_kind_replaces_nothing(admin, new_wiki):
+    driver, wiki = make_driver(), new_wiki()
+    driver.create(wiki, resume=False)
+
+    with pytest.raises(PermanentError, match="not a dump of a known format"):
+        driver.restore(wiki, io.BytesIO(b"PK\x03\x04 a zip file\n"))
+    assert table_names(admin, wiki.database_name) == FIXTURE_TABLES
 
 
 @pytest.mark.mariadb
@@ -458,25 +450,114 @@ def test_purge_twice_and_inspect(admin, new_wiki):
     driver, wiki = make_driver(), new_wiki()
     driver.create(wiki, resume=False)
     fill_wiki(admin, wiki.database_name)
-    # Sizes in information_schema are statistics, refreshed in the background.
+    # Sizes and row estimates in information_schema are statistics, refreshed in the
+    # background; ANALYZE refreshes them now.
     admin.execute(f"ANALYZE TABLE `{wiki.database_name}`.mw_text")
 
     inspection = driver.inspect(wiki)
     assert inspection.exists
     assert inspection.bytes > 3 * 1024 * 1024
-    assert inspection.counts == {"tables": 6, "pages": 3}
-    assert inspection.details["table_rows"] == {
-        "mw_categorylinks": 1,
-        "mw_page": 3,
-        "mw_revision": 0,
-        "mw_site_stats": 1,
-        "mw_text": 1205,
-        "mw_user": 3,
-    }
+    assert inspection.counts == {"tables": 6, "pages": 3}  # pages: an exact count
+    estimates = inspection.details["table_rows_estimate"]
+    assert set(estimates) == FIXTURE_TABLES
+    assert 600 < estimates["mw_text"] < 2400
+    assert inspection.details["last_edit"] is None  # no revisions yet
 
     assert driver.purge(wiki) == {"existed": True}
     assert driver.purge(wiki) == {"existed": False}
     assert driver.inspect(wiki).as_dict() == {"exists": False, "bytes": 0, "counts": {}}
+
+
+@pytest.mark.mariadb
+def test_inspect_tells_the_newest_edit(admin, new_wiki):
+    driver, wiki = make_driver(), new_wiki()
+    driver.create(wiki, resume=False)
+    admin.executemany(
+        f"INSERT INTO `{wiki.database_name}`.mw_revision (rev_page, rev_timestamp, rev_sha1)"
+        " VALUES (1, %s, '')",
+        [(b"20240101000000",), (b"20240301123456",), (b"20231231235959",)],
+    )
+
+    assert driver.inspect(wiki).details["last_edit"] == "2024-03-01T12:34:56+00:00"
+
+
+@pytest.mark.mariadb
+def test_inspect_of_a_database_without_mediawikis_tables(admin, new_wiki):
+    driver, wiki = make_driver(), new_wiki()
+    admin.execute(f"CREATE DATABASE `{wiki.database_name}`")
+    admin.execute(f"CREATE TABLE `{wiki.database_name}`.mw_revision (id INT)")
+
+    inspection = driver.inspect(wiki)
+
+    assert inspection.counts == {"tables": 1}
+    assert inspection.details["last_edit"] is None  # a revision table, but not MediaWiki's
+
+
+# -- migrations ------------------------------------------------------------------------
+
+
+@pytest.mark.mariadb
+def test_apply_sql_runs_a_migration_in_the_wikis_database(admin, new_wiki):
+    driver, wiki = make_driver(), new_wiki()
+    driver.create(wiki, resume=False)
+    sql = driver_rendered(
+        "-- adds a column; the prefix comes from the driver\n"
+        "ALTER TABLE /*_*/page ADD COLUMN page_note VARBINARY(64) DEFAULT NULL;\n"
+        "CREATE INDEX page_note ON /*_*/page (page_note);\n"
+        "UPDATE /*_*/site_stats SET ss_total_edits = 0 WHERE ss_row_id = 'a;b';\n",
+        driver,
+    )
+
+    assert driver.apply_sql(wiki, sql) == {"statements": 3}
+
+    admin.execute(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS"
+        " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'mw_page' AND COLUMN_NAME = 'page_note'",
+        (wiki.database_name,),
+    )
+    assert admin.fetchall() == (("page_note",),)
+
+
+@pytest.mark.mariadb
+def test_apply_sql_names_the_statement_that_failed(admin, new_wiki):
+    driver, wiki = make_driver(), new_wiki()
+    driver.create(wiki, resume=False)
+    sql = "ALTER TABLE mw_page ADD COLUMN page_a INT;\nALTER TABLE mw_nope ADD COLUMN b INT;\n"
+
+    with pytest.raises(PermanentError, match=r"statement 2 \(ALTER TABLE mw_nope.*1146"):
+        driver.apply_sql(wiki, sql)
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize(
+    "statement",
+    ["USE mysql", "  create database wiki_other", "DROP SCHEMA mysql", "ALTER DATABASE x"],
+)
+def test_apply_sql_stays_in_the_wikis_database(admin, new_wiki, statement):
+    driver, wiki = make_driver(), new_wiki()
+    driver.create(wiki, resume=False)
+    sql = f"ALTER TABLE mw_page ADD COLUMN page_a INT;\n{statement};\n"
+
+    with pytest.raises(PermanentError, match="statement 2 .*would leave the wiki's database"):
+        driver.apply_sql(wiki, sql)
+    admin.execute(
+        "SELECT COUNT(*) FROM information_schema.COLUMNS"
+        " WHERE TABLE_SCHEMA = %s AND COLUMN_NAME = 'page_a'",
+        (wiki.database_name,),
+    )
+    assert admin.fetchone()[0] == 0  # refused before anything ran
+
+
+@pytest.mark.mariadb
+def test_apply_sql_on_a_missing_database_fails(new_wiki):
+    with pytest.raises(PermanentError, match="does not exist"):
+        make_driver().apply_sql(new_wiki(), "SELECT 1;")
+
+
+def driver_rendered(template: str, driver: MariaDBDatabaseDriver) -> str:
+    return render_sql(
+        template, table_prefix=driver.table_prefix, table_options=driver.table_options
+    )
 
 
 # -- names, clusters, errors -----------------------------------------------------------
@@ -499,6 +580,7 @@ def test_bad_database_names_are_refused_before_any_sql(name):
         lambda: driver.purge(wiki),
         lambda: driver.inspect(wiki),
         lambda: driver.post_create(wiki),
+        lambda: driver.apply_sql(wiki, "SELECT 1"),
     ):
         with pytest.raises(PermanentError, match="breaks the rule"):
             operation()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from provisioning.drivers.base import PermanentError, WikiResources
+from provisioning.drivers.schema import render_sql
 from provisioning.drivers.sqlite import SQLiteDatabaseDriver
 
 DEMO_SCHEMA = Path(__file__).resolve().parents[3] / "provisioning" / "schema" / "demo.sql"
@@ -337,7 +338,64 @@ def test_inspect_reports_size_and_counts(driver):
         "text": 1,
         "user": 0,
     }
+    assert seen.details["last_edit"] == "2026-01-01T00:00:00+00:00"  # the demo's revision
     assert driver.inspect(wiki()) == seen
+
+
+def test_inspect_tells_the_newest_edit_or_none(driver):
+    driver.create(wiki(), resume=False)
+    with sqlite3.connect(db_file(driver)) as connection:
+        connection.executemany(
+            "INSERT INTO revision VALUES (?, 1, ?, '')",
+            [(2, "20260301123456"), (3, "20251231235959")],
+        )
+    connection.close()
+    assert driver.inspect(wiki()).details["last_edit"] == "2026-03-01T12:34:56+00:00"
+
+    with sqlite3.connect(db_file(driver)) as connection:
+        connection.execute("DELETE FROM revision")
+    connection.close()
+    assert driver.inspect(wiki()).details["last_edit"] is None
+
+
+# -- migrations --------------------------------------------------------------------------
+
+
+def test_apply_sql_runs_a_migration_in_one_transaction(tmp_path):
+    driver = SQLiteDatabaseDriver(root=tmp_path, schema_sql=DEMO_SCHEMA, table_prefix="mw_")
+    driver.create(wiki(), resume=False)
+    sql = render_sql(
+        "ALTER TABLE /*_*/page ADD COLUMN page_note TEXT DEFAULT NULL;\n"
+        "-- a comment; with a semicolon\n"
+        "UPDATE /*_*/page SET page_note = 'a;b' WHERE page_id = 1;\n",
+        table_prefix=driver.table_prefix,
+        table_options=driver.table_options,
+    )
+
+    assert driver.apply_sql(wiki(), sql) == {"statements": 2}
+
+    assert all_rows(db_file(driver))["mw_page"] == [(1, 0, "Main_Page", 1, "20260101000000", "a;b")]
+
+
+def test_a_failing_migration_names_its_statement_and_keeps_nothing(driver):
+    driver.create(wiki(), resume=False)
+    before = all_rows(db_file(driver))
+    sql = "ALTER TABLE page ADD COLUMN page_note TEXT;\nALTER TABLE nope ADD COLUMN x INT;\n"
+
+    with pytest.raises(PermanentError, match=r"statement 2 \(ALTER TABLE nope.*no such table"):
+        driver.apply_sql(wiki(), sql)
+
+    assert all_rows(db_file(driver)) == before
+    with sqlite3.connect(db_file(driver)) as connection:
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(page)")]
+    connection.close()
+    assert "page_note" not in columns
+
+
+def test_apply_sql_on_a_missing_database_is_refused(driver):
+    with pytest.raises(PermanentError, match="does not exist"):
+        driver.apply_sql(wiki(), "SELECT 1;")
+    assert not db_file(driver).exists()
 
 
 # -- post-create hook --------------------------------------------------------------------
