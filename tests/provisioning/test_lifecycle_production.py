@@ -62,6 +62,25 @@ def production_drivers(settings, tmp_path, swift_s3):
         },
         "search": search,
     }
+    # Archives go through django-storages' S3 backend into the same bucket, as in production.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "farm_archives": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": swift_s3["endpoint_url"],
+                "region_name": swift_s3["region"],
+                "access_key": swift_s3["access_key"],
+                "secret_key": swift_s3["secret_key"],
+                "addressing_style": "path",
+                "file_overwrite": True,
+                "default_acl": None,
+                "querystring_auth": False,
+                "object_parameters": {"ContentType": "application/octet-stream"},
+            },
+        },
+    }
     reset_drivers()
     yield settings.FARM_DRIVERS
     reset_drivers()
