@@ -61,7 +61,7 @@ def start_operation(
                 wiki_ref=wiki.id,
                 kind=kind,
                 open_for_wiki=wiki.id,
-                steps=initial_steps(kind),
+                steps=initial_steps(kind, params),
                 params=params or {},
                 actor=actor,
                 run=run,

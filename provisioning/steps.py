@@ -374,20 +374,6 @@ def record_backup(ctx: StepContext) -> dict[str, Any]:
     return {"backup_id": backup_id, "bytes": total, "pruned": pruned}
 
 
-def skip_if_backup_not_wanted(step: StepFunction) -> StepFunction:
-    """A migration backs the wiki up first only when its run asks for it."""
-
-    def optional(ctx: StepContext) -> dict[str, Any]:
-        if ctx.operation.kind == OperationKind.MIGRATE and not ctx.operation.params.get(
-            "backup_first"
-        ):
-            return {"skipped": "the run does not back up before migrating"}
-        return step(ctx)
-
-    optional.__name__ = step.__name__
-    return optional
-
-
 # --- restore in place, and clone (restore as a new wiki id) ------------------------------
 
 
@@ -652,11 +638,8 @@ BACKUP_STEPS: list[StepFunction] = [
     record_backup,
 ]
 PLANS[OperationKind.BACKUP] = BACKUP_STEPS
-PLANS[OperationKind.MIGRATE] = [
-    *(skip_if_backup_not_wanted(step) for step in BACKUP_STEPS),
-    apply_migration,
-    record_migration,
-]
+# The backup steps only when the run asks to back up first (initial_steps leaves them out).
+PLANS[OperationKind.MIGRATE] = [*BACKUP_STEPS, apply_migration, record_migration]
 PLANS[OperationKind.RESTORE] = [
     *BACKUP_STEPS,  # the current state first
     verify_archive,
@@ -678,5 +661,8 @@ STEP_FUNCTIONS: dict[str, dict[str, StepFunction]] = {
 }
 
 
-def initial_steps(kind: str) -> list[dict[str, Any]]:
-    return [{"name": step.__name__, "status": "pending"} for step in PLANS[kind]]
+def initial_steps(kind: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    plan = PLANS[kind]
+    if kind == OperationKind.MIGRATE and not (params or {}).get("backup_first"):
+        plan = [step for step in plan if step not in BACKUP_STEPS]
+    return [{"name": step.__name__, "status": "pending"} for step in plan]
