@@ -20,7 +20,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 MEDIAWIKI_SCHEMA = Path("/usr/share/mediawiki/maintenance/tables-generated.sql")
 REDIS_URL = "redis://127.0.0.1:6379"
 # Celery's and kombu's keys in the bench's Redis database; nothing else is ever deleted.
-BROKER_KEY_PATTERNS = ("celery", "celery*", "_kombu*", "unacked*")
+# The queues are the settings' CELERY_TASK_QUEUES: celery, exports, runs.
+BROKER_KEY_PATTERNS = ("celery", "celery*", "exports*", "runs*", "_kombu*", "unacked*")
 WORKER_READY_TIMEOUT_SECONDS = 60
 WORKER_STOP_TIMEOUT_SECONDS = 30
 
